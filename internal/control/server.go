@@ -1,0 +1,168 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Handler serves one request. files are the descriptors the client attached
+// (exec: stdin, stdout, stderr); ctx ends when the client goes away.
+type Handler func(ctx context.Context, req *Request, files []*os.File) *Response
+
+// Server accepts control connections.
+type Server struct {
+	path    string
+	ln      *net.UnixListener
+	handler Handler
+	logf    func(string, ...any)
+	wg      sync.WaitGroup
+}
+
+func (s *Server) String() string { return "control socket " + s.path }
+
+// Listen creates the socket at path, mode 0600.
+func Listen(path string, h Handler, logf func(string, ...any)) (*Server, error) {
+	_ = os.Remove(path)
+	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
+	if err != nil {
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	return &Server{path: path, ln: ln, handler: h, logf: logf}, nil
+}
+
+// Serve accepts until Close. Each connection is served in its own goroutine,
+// which recovers from panics: a bad request must never take PID 1 down.
+func (s *Server) Serve() {
+	for {
+		conn, err := s.ln.AcceptUnix()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.logf("control: accept: %v", err)
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer conn.Close()
+			defer func() {
+				if r := recover(); r != nil {
+					s.logf("control: PANIC serving a request (recovered): %v", r)
+				}
+			}()
+			s.serveConn(conn)
+		}()
+	}
+}
+
+// Close stops accepting; connections being served finish on their own.
+func (s *Server) Close() error { return s.ln.Close() }
+
+func (s *Server) serveConn(conn *net.UnixConn) {
+	if err := checkPeer(conn); err != nil {
+		_ = writeResponse(conn, Fail(err))
+		return
+	}
+	buf := make([]byte, MaxMessage)
+	oob := make([]byte, unix.CmsgSpace(3*4))
+	n, oobn, flags, _, err := conn.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return
+	}
+	files, ferr := parseRights(oob[:oobn])
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	var resp *Response
+	switch {
+	case ferr != nil:
+		resp = Fail(ferr)
+	case flags&unix.MSG_TRUNC != 0:
+		resp = Fail(fmt.Errorf("bad request: larger than %d bytes", MaxMessage))
+	default:
+		req, err := Decode(buf[:n])
+		if err != nil {
+			resp = Fail(err)
+			break
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			// The client sends nothing more; a read returns when it hangs up.
+			_, _ = conn.Read(make([]byte, 1))
+			cancel()
+		}()
+		resp = s.handler(ctx, req, files)
+		cancel()
+	}
+	_ = writeResponse(conn, resp)
+}
+
+func writeResponse(conn *net.UnixConn, r *Response) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = conn.Write(b)
+	return err
+}
+
+// checkPeer admits root only.
+func checkPeer(conn *net.UnixConn) error {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return err
+	}
+	if cerr != nil {
+		return cerr
+	}
+	if cred.Uid != 0 {
+		return fmt.Errorf("permission denied: uid %d is not root", cred.Uid)
+	}
+	return nil
+}
+
+func parseRights(oob []byte) ([]*os.File, error) {
+	if len(oob) == 0 {
+		return nil, nil
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil, err
+	}
+	var files []*os.File
+	for _, m := range msgs {
+		fds, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			unix.CloseOnExec(fd)
+			files = append(files, os.NewFile(uintptr(fd), "client-fd"))
+		}
+	}
+	if len(files) > 3 {
+		return files, errors.New("bad request: more than 3 descriptors attached")
+	}
+	return files, nil
+}
