@@ -1,0 +1,33 @@
+# metainit: see README.md. `make demo` shows it, `make test` proves it.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/metainit
+GOFLAGS_BUILD := -trimpath -tags 'netgo osusergo' -ldflags '-s -w -extldflags -static -X main.version=$(shell git describe --always --dirty 2>/dev/null || echo dev)'
+SOURCES := $(shell find cmd internal partition specs -name '*.go' 2>/dev/null) go.mod go.sum
+
+.PHONY: build demo test test-unit test-integration rootfs clean
+
+build: $(BIN)
+
+$(BIN): $(SOURCES)
+	CGO_ENABLED=1 $(GO) build $(GOFLAGS_BUILD) -o $@ ./cmd/metainit
+
+# Root filesystems are cached under /var/cache/metainit (METAINIT_CACHE).
+rootfs:
+	tests/rootfs/build.sh systemd
+	tests/rootfs/build.sh runit
+
+demo: build rootfs
+	tests/demo.sh
+
+test: test-unit test-integration
+
+test-unit:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./cmd/... ./internal/... ./partition/... ./specs/...
+
+test-integration: build rootfs
+	METAINIT_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m -v ./tests/...
+
+clean:
+	rm -rf bin
