@@ -31,3 +31,8 @@ test-integration: build rootfs
 
 clean:
 	rm -rf bin
+
+# The qemu boot (tests/vm) and the benchmarks (bench) keep their targets in
+# their own fragments.
+-include tests/vm/vm.mk
+-include bench/bench.mk
