@@ -53,13 +53,14 @@ func LoadBundle(dir string) (*Bundle, error) {
 	if err := ValidName(b.Name); err != nil {
 		return nil, err
 	}
-	spec, err := readSpec(filepath.Join(dir, "config.json"))
+	file := filepath.Join(dir, "config.json")
+	spec, err := readSpec(file)
 	if err != nil {
-		return b, err
+		return b, fmt.Errorf("%s: %w", b, err)
 	}
 	b.Spec = spec
 	if err := b.check(); err != nil {
-		return b, fmt.Errorf("config.json: %w", err)
+		return b, fmt.Errorf("%s: %s: %w", b, file, err)
 	}
 	return b, nil
 }

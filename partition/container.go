@@ -38,12 +38,12 @@ const hostMount = "/run/host"
 
 // launchSpec is everything needed to create one container for one start.
 type launchSpec struct {
-	id        string
-	stateDir  string
-	cgroup    string // absolute cgroup path, e.g. /metainit/web
-	hostDir   string // bound read-only at /run/host
-	extraEnv  []string
-	logf      func(format string, args ...any)
+	id       string
+	stateDir string
+	cgroup   string // absolute cgroup path, e.g. /metainit/web
+	hostDir  string // bound read-only at /run/host
+	extraEnv []string
+	logf     func(format string, args ...any)
 }
 
 // buildConfig turns the bundle's spec into a libcontainer config and the init

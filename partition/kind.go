@@ -2,6 +2,7 @@ package partition
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -45,10 +46,10 @@ func ParseKind(s string) (Kind, error) {
 // rootfs. The base name is what counts: Debian, Alpine and Arch place them
 // differently.
 var kindBinaries = map[string]Kind{
-	"systemd":  KindSystemd,
-	"runit":    KindRunit,
+	"systemd":    KindSystemd,
+	"runit":      KindRunit,
 	"runit-init": KindRunit,
-	"busybox":  KindBusybox,
+	"busybox":    KindBusybox,
 }
 
 // DetectKind resolves init (process.args[0]) inside rootfs, following symlinks
@@ -132,9 +133,8 @@ func fileContains(file, needle string) bool {
 	}
 	defer f.Close()
 	// Init binaries are small; read at most 4 MiB.
-	buf := make([]byte, 4<<20)
-	n, _ := f.Read(buf)
-	return strings.Contains(string(buf[:n]), needle)
+	data, _ := io.ReadAll(io.LimitReader(f, 4<<20))
+	return strings.Contains(string(data), needle)
 }
 
 // Kinds lists the known kinds, sorted, for help texts.

@@ -103,8 +103,8 @@ type instance struct {
 	killedMsg  string
 }
 
-func (i *instance) String() string          { return fmt.Sprintf("partition %s (init pid %d)", i.name, i.pid) }
-func (i *instance) HostPID() int            { return i.pid }
+func (i *instance) String() string                { return fmt.Sprintf("partition %s (init pid %d)", i.name, i.pid) }
+func (i *instance) HostPID() int                  { return i.pid }
 func (i *instance) Signal(s syscall.Signal) error { return i.c.Signal(s) }
 
 // New makes a partition from a bundle directory. A bundle that does not load
@@ -177,7 +177,7 @@ func (p *Partition) Start() error {
 	if b == nil {
 		p.state, p.errMsg = StateFailed, loadErr.Error()
 		p.mu.Unlock()
-		return fmt.Errorf("%s: %w", p, loadErr)
+		return loadErr
 	}
 	p.state, p.errMsg = StateStarting, ""
 	p.mu.Unlock()

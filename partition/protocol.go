@@ -206,4 +206,3 @@ func chmodInRoot(pid int, name string, mode uint32, mustExist bool) error {
 	}
 	return nil
 }
-

@@ -32,7 +32,7 @@ func LoadSet(dir string, opts *Options) (*Set, error) {
 		}
 		p := New(filepath.Join(dir, e.Name()), opts)
 		if _, err := p.Bundle(); err != nil {
-			opts.Logf("%s: %v", p, err)
+			opts.Logf("%v", err)
 		}
 		s.parts[p.name] = p
 	}

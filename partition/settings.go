@@ -18,14 +18,14 @@ const AnnotationPrefix = "org.metainit."
 // The annotations metainit understands. Unknown keys under the prefix are an
 // error, so a typo cannot silently fall back to a default.
 const (
-	AnnInit        = AnnotationPrefix + "init"         // systemd|runit|sysvinit|busybox|generic
-	AnnOrder       = AnnotationPrefix + "order"        // integer, lower starts first
-	AnnRestart     = AnnotationPrefix + "restart"      // no|on-failure|always
-	AnnStopTimeout = AnnotationPrefix + "stop-timeout" // Go duration
-	AnnStopSignal  = AnnotationPrefix + "stop-signal"  // generic kind only
-	AnnOnPoweroff  = AnnotationPrefix + "on-poweroff"  // stop|poweroff-machine
-	AnnOnReboot    = AnnotationPrefix + "on-reboot"    // restart|reboot-machine
-	AnnAfter       = AnnotationPrefix + "after"        // comma-separated partition names
+	AnnInit         = AnnotationPrefix + "init"          // systemd|runit|sysvinit|busybox|generic
+	AnnOrder        = AnnotationPrefix + "order"         // integer, lower starts first
+	AnnRestart      = AnnotationPrefix + "restart"       // no|on-failure|always
+	AnnStopTimeout  = AnnotationPrefix + "stop-timeout"  // Go duration
+	AnnStopSignal   = AnnotationPrefix + "stop-signal"   // generic kind only
+	AnnOnPoweroff   = AnnotationPrefix + "on-poweroff"   // stop|poweroff-machine
+	AnnOnReboot     = AnnotationPrefix + "on-reboot"     // restart|reboot-machine
+	AnnAfter        = AnnotationPrefix + "after"         // comma-separated partition names
 	AnnReadyTimeout = AnnotationPrefix + "ready-timeout" // Go duration
 )
 
