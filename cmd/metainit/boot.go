@@ -19,8 +19,8 @@ const (
 )
 
 type bootFlags struct {
-	fs                                *flag.FlagSet
-	nested                            bool
+	fs                                 *flag.FlagSet
+	nested                             bool
 	partitions, runDir, logDir, cgroup string
 }
 
