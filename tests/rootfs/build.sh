@@ -5,22 +5,16 @@
 #   tests/rootfs/build.sh KIND        KIND: systemd | runit | sysvinit | busybox
 #
 # The tree lives in $METAINIT_CACHE (default /var/cache/metainit)/rootfs/KIND-HASH,
-# where HASH covers this script, so editing a recipe rebuilds it. Trees are built
-# into a temporary directory and renamed into place, so an interrupted build never
-# leaves a half tree that looks complete. Tests never boot the cached tree itself:
-# they lay an overlay over it (the partition writes to the upper layer only).
+# where HASH covers the kind's recipe, so editing a recipe rebuilds that kind only.
+# Trees are built into a temporary directory and renamed into place under a lock,
+# so an interrupted or concurrent build never leaves a half tree that looks
+# complete. Tests never boot the cached tree itself: they lay an overlay over it
+# (the partition writes to the upper layer only).
 set -euo pipefail
 
-kind=${1:?usage: build.sh systemd|runit|sysvinit|busybox}
+kind=${1:?usage: build.sh systemd|runit|sysvinit|busybox|dual}
 cache=${METAINIT_CACHE:-/var/cache/metainit}/rootfs
-here=$(cd "$(dirname "$0")" && pwd)
-hash=$(sha256sum "$here/build.sh" | cut -c1-12)
-out="$cache/$kind-$hash"
-
-if [ -d "$out" ]; then
-	echo "$out"
-	exit 0
-fi
+recipe_version=1 # bump to rebuild every kind
 
 # A long-running service for each init to supervise, so there is something to see.
 svc='#!/bin/sh
@@ -54,6 +48,19 @@ sysvinit)
 		--customize-hook='echo "co:2345:respawn:/sbin/getty -L console 115200 vt100" >> "$1/etc/inittab"'
 	)
 	;;
+dual)
+	# The original MetaInit scenario: one system with two inits installed,
+	# each booted as a partition rooted at the same /. runit without
+	# runit-init: systemd-sysv owns /sbin/init.
+	include=systemd-sysv,dbus,runit
+	hooks=(
+		--customize-hook='mkdir -p "$1/etc/sv/hello"'
+		--customize-hook="printf '%s\n' '$svc' > \"\$1/etc/sv/hello/run\"; chmod 755 \"\$1/etc/sv/hello/run\""
+		--customize-hook='chroot "$1" ln -sf /etc/sv/hello /etc/service/hello'
+		--customize-hook='chroot "$1" sh -c "rm -f /etc/service/getty-tty*"'
+		--customize-hook='chroot "$1" systemctl mask getty@tty1.service >/dev/null 2>&1 || true'
+	)
+	;;
 busybox)
 	include=busybox-static
 	hooks=(
@@ -67,13 +74,25 @@ busybox)
 	;;
 esac
 
+hash=$(printf '%s\n' "$recipe_version" "$kind" "$include" "${hooks[@]}" | sha256sum | cut -c1-12)
+out="$cache/$kind-$hash"
+if [ -d "$out" ]; then
+	echo "$out"
+	exit 0
+fi
+
 mkdir -p "$cache"
+exec 9>"$cache/.lock-$kind"
+flock 9
+if [ -d "$out" ]; then # built by someone else while we waited
+	echo "$out"
+	exit 0
+fi
 tmp=$(mktemp -d "$cache/.build-$kind.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 echo "building $kind rootfs in $tmp (mmdebstrap, bookworm)" >&2
 mmdebstrap --quiet --variant=minbase --include="$include" \
 	--customize-hook='rm -f "$1/etc/hostname"' \
 	"${hooks[@]}" bookworm "$tmp/rootfs" >&2
-rm -rf "$out"
 mv "$tmp/rootfs" "$out"
 echo "$out"
