@@ -137,6 +137,10 @@ func (b *Bundle) check() error {
 	if err != nil {
 		return fmt.Errorf("field root.path: rootfs %s: %w", b.Rootfs, errors.Unwrap(err))
 	}
+	// libcontainer wants the rootfs without symlinks in its path.
+	if b.Rootfs, err = filepath.EvalSymlinks(b.Rootfs); err != nil {
+		return fmt.Errorf("field root.path: %w", err)
+	}
 	if !fi.IsDir() {
 		return fmt.Errorf("field root.path: rootfs %s is not a directory", b.Rootfs)
 	}

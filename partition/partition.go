@@ -50,7 +50,8 @@ type Options struct {
 	Machine func(p *Partition, a Action)
 }
 
-// Restart backoff: the delay doubles from restartDelayMin up to
+// Restart backoff: the delay doubles from restartDelayMin (or the
+// org.metainit.restart-delay annotation) up to
 // restartDelayMax; more than crashLimit crashes within crashWindow is a crash
 // loop and the partition is marked failed.
 const (
@@ -409,13 +410,13 @@ func (p *Partition) supervise(inst *instance) {
 			}
 			return
 		}
-		p.scheduleRestart(exit)
+		p.scheduleRestart(exit, b.Settings.RestartDelay)
 	}
 }
 
 // scheduleRestart restarts a crashed init after a growing delay, or marks the
 // partition failed when it crashes in a loop. Called with p.mu held.
-func (p *Partition) scheduleRestart(exit Exit) {
+func (p *Partition) scheduleRestart(exit Exit, firstDelay time.Duration) {
 	now := time.Now()
 	recent := p.crashes[:0]
 	for _, t := range p.crashes {
@@ -433,7 +434,7 @@ func (p *Partition) scheduleRestart(exit Exit) {
 		return
 	}
 	if len(p.crashes) == 1 {
-		p.backoff = restartDelayMin
+		p.backoff = firstDelay
 	} else {
 		p.backoff = min(2*p.backoff, restartDelayMax)
 	}
@@ -562,5 +563,45 @@ func (p *Partition) WaitReady() error {
 func recoverLog(logf func(string, ...any), where string) {
 	if r := recover(); r != nil {
 		logf("PANIC in %s (recovered): %v", where, r)
+	}
+}
+
+// Invalidate marks a partition that must not start (a dependency error found
+// across partitions): it stays failed with err until its bundle is reloaded.
+func (p *Partition) Invalidate(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.bundle, p.loadErr = nil, err
+	if p.inst == nil {
+		p.state, p.errMsg = StateFailed, err.Error()
+	}
+}
+
+// ResetFailed clears a failed state and the crash history, as systemctl
+// reset-failed does; the partition is then stopped and may be started.
+func (p *Partition) ResetFailed() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.crashes, p.backoff = nil, 0
+	if p.state == StateFailed && p.inst == nil && p.bundle != nil {
+		p.state, p.errMsg = StateStopped, ""
+	}
+}
+
+// AwaitReady waits until the partition is ready. It fails when the partition
+// fails or stops, or after timeout.
+func (p *Partition) AwaitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		st := p.Status()
+		switch {
+		case st.State == StateReady:
+			return nil
+		case st.State == StateFailed:
+			return fmt.Errorf("%s failed: %s", p, st.Error)
+		case time.Now().After(deadline):
+			return fmt.Errorf("%s not ready after %s (%s)", p, timeout, st.State)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -27,6 +27,7 @@ const (
 	AnnOnReboot     = AnnotationPrefix + "on-reboot"     // restart|reboot-machine
 	AnnAfter        = AnnotationPrefix + "after"         // comma-separated partition names
 	AnnReadyTimeout = AnnotationPrefix + "ready-timeout" // Go duration
+	AnnRestartDelay = AnnotationPrefix + "restart-delay" // Go duration: the first restart delay
 )
 
 // RestartPolicy says what happens when a partition's init exits on its own.
@@ -45,6 +46,7 @@ type Settings struct {
 	Restart      RestartPolicy
 	StopTimeout  time.Duration
 	ReadyTimeout time.Duration
+	RestartDelay time.Duration // first delay; it doubles up to restartDelayMax
 	StopSignal   syscall.Signal
 	// PoweroffMachine: the init powering itself off powers off the machine.
 	PoweroffMachine bool
@@ -68,6 +70,7 @@ func parseSettings(ann map[string]string) (Settings, error) {
 		Restart:      RestartOnFailure,
 		StopTimeout:  DefaultStopTimeout,
 		ReadyTimeout: DefaultReadyTimeout,
+		RestartDelay: restartDelayMin,
 		StopSignal:   unix.SIGTERM,
 	}
 	for key, val := range ann {
@@ -97,15 +100,18 @@ func parseSettings(ann map[string]string) (Settings, error) {
 			default:
 				return s, bad("is not a restart policy (want no, on-failure or always)")
 			}
-		case AnnStopTimeout, AnnReadyTimeout:
+		case AnnStopTimeout, AnnReadyTimeout, AnnRestartDelay:
 			d, err := time.ParseDuration(val)
 			if err != nil || d <= 0 {
 				return s, bad("is not a positive duration (for example 30s)")
 			}
-			if key == AnnStopTimeout {
+			switch key {
+			case AnnStopTimeout:
 				s.StopTimeout = d
-			} else {
+			case AnnReadyTimeout:
 				s.ReadyTimeout = d
+			default:
+				s.RestartDelay = d
 			}
 		case AnnStopSignal:
 			sig, err := ParseSignal(val)
