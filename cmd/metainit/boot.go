@@ -22,6 +22,7 @@ type bootFlags struct {
 	fs                                 *flag.FlagSet
 	nested                             bool
 	partitions, runDir, logDir, cgroup string
+	cmdline, root                      string
 }
 
 func newBootFlags() *bootFlags {
@@ -31,6 +32,8 @@ func newBootFlags() *bootFlags {
 	f.fs.StringVar(&f.partitions, "partitions", defaultPartitions, "the partitions `dir`: one bundle per subdirectory")
 	f.fs.StringVar(&f.runDir, "run-dir", defaultRunDir, "where the control socket and runtime state live")
 	f.fs.StringVar(&f.logDir, "log-dir", "", "where logs go (default "+defaultLogDir+"; nested: RUN-DIR/log)")
+	f.fs.StringVar(&f.root, "root", "", "nested: boot with `DIR` as the root filesystem, as a machine booted from it (the other paths are then inside DIR)")
+	f.fs.StringVar(&f.cmdline, "cmdline", "", "metainit.* options as on a kernel command line (nested only)")
 	f.fs.StringVar(&f.cgroup, "cgroup-parent", "", "the cgroup all partitions go below (default metainit; nested: metainit-nested-PID)")
 	return f
 }
@@ -50,6 +53,8 @@ func bootConfig(args []string, nested bool) (machine.Config, error) {
 		RunDir:        abs(f.runDir),
 		LogDir:        abs(f.logDir),
 		CgroupParent:  f.cgroup,
+		Cmdline:       f.cmdline,
+		Root:          abs(f.root),
 	}
 	if cfg.LogDir == "" {
 		cfg.LogDir = defaultLogDir
@@ -92,11 +97,19 @@ func cmdBoot(args []string) int {
 	if f.logDir != "" {
 		child = append(child, "--log-dir", abs(f.logDir))
 	}
+	if f.cmdline != "" {
+		child = append(child, "--cmdline", f.cmdline)
+	}
+	hostRunDir := abs(f.runDir)
+	if f.root != "" {
+		child = append(child, "--root", abs(f.root))
+		hostRunDir = filepath.Join(abs(f.root), abs(f.runDir))
+	}
 	log := pid1.NewLog()
 	cleanup := func() {
 		// The instance removes its cgroups itself; this catches an instance that died.
 		pid1.RemoveCgroupTree(f.cgroup, log.Printf)
-		_ = os.Remove(filepath.Join(abs(f.runDir), "control.sock"))
+		_ = os.Remove(filepath.Join(hostRunDir, "control.sock"))
 	}
 	return pid1.RunNested(child, cleanup, log.Printf)
 }

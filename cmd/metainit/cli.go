@@ -32,12 +32,14 @@ var verbs []verb
 
 func init() {
 	verbs = []verb{
-		{"boot", "--nested [--partitions DIR] [--run-dir DIR] [--log-dir DIR]", "boot the partitions as PID 1 of new namespaces", cmdBoot},
+		{"boot", "--nested [--partitions DIR] [--run-dir DIR] [--log-dir DIR] [--root DIR] [--cmdline OPTS]", "boot the partitions as PID 1 of new namespaces", cmdBoot},
 		{"list", "[--json]", "list partitions with state, init, pid, restarts and last exit", cmdList},
 		{"status", "NAME [--json]", "show one partition", cmdStatus},
 		{"start", "NAME", "start a partition", simple("start")},
 		{"stop", "NAME", "stop a partition through its init's own protocol", simple("stop")},
 		{"restart", "NAME", "stop, then start a partition (reads config.json again)", simple("restart")},
+		{"reset-failed", "[NAME]", "clear the failed state (a crash loop, say) of one or all partitions", resetFailed},
+		{"reload", "", "rescan the partitions directory: start new bundles, stop removed ones, report changed ones", machineVerb("reload")},
 		{"exec", "NAME -- CMD [ARG...]", "run a command inside a partition; its exit code is passed through", cmdExec},
 		{"poweroff", "", "stop every partition, then power off", machineVerb("poweroff")},
 		{"reboot", "", "stop every partition, then reboot", machineVerb("reboot")},
@@ -223,6 +225,26 @@ func simple(verb string) func([]string) int {
 		}
 		return code
 	}
+}
+
+func resetFailed(args []string) int {
+	c := newClientFlags("reset-failed")
+	pos, err := c.parse(args)
+	if err == nil && len(pos) > 1 {
+		err = errors.New("reset-failed takes at most one partition name")
+	}
+	if err != nil {
+		return usage("reset-failed", err)
+	}
+	req := &control.Request{Verb: "reset-failed"}
+	if len(pos) == 1 {
+		req.Name = pos[0]
+	}
+	resp, code := call(c, req)
+	if code == exitOK {
+		fmt.Println(resp.Message)
+	}
+	return code
 }
 
 func machineVerb(verb string) func([]string) int {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -26,6 +27,8 @@ type Config struct {
 	RunDir        string // default /run/metainit: control.sock, libcontainer state
 	LogDir        string // default /var/log/metainit (nested: <RunDir>/log)
 	CgroupParent  string // default "metainit"
+	Cmdline       string // nested: metainit.* options (a machine reads /proc/cmdline)
+	Root          string // nested: the instance's root filesystem (default: the host's /)
 }
 
 // Machine is one running instance.
@@ -35,6 +38,9 @@ type Machine struct {
 	reaper *pid1.Reaper
 	set    *partition.Set
 	ctl    *control.Server
+
+	opts   cmdline
+	rescue *pid1.Rescue
 
 	mu     sync.Mutex
 	ending *pid1.Ending // set once shutdown began
@@ -69,7 +75,7 @@ func Boot(cfg Config, sigs <-chan os.Signal) {
 func (m *Machine) setup() {
 	cfg := &m.cfg
 	if cfg.Nested {
-		if err := pid1.EnterNested(); err != nil {
+		if err := pid1.EnterNested(cfg.Root); err != nil {
 			m.log.Printf("nested setup: %v", err)
 		}
 	} else {
@@ -89,6 +95,13 @@ func (m *Machine) setup() {
 	if err := pid1.ProtectFromOOM(); err != nil {
 		m.log.Printf("oom_score_adj: %v", err)
 	}
+	if !cfg.Nested {
+		cfg.Cmdline = kernelCmdline()
+	}
+	m.opts = parseCmdline(cfg.Cmdline, m.log.Printf)
+	if m.opts.partitionsDir != "" {
+		cfg.PartitionsDir = m.opts.partitionsDir
+	}
 	for _, d := range []string{cfg.RunDir, cfg.LogDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			m.log.Printf("%s: %v", d, err)
@@ -98,6 +111,9 @@ func (m *Machine) setup() {
 		m.log.Printf("log file: %v", err)
 	}
 	m.log.Printf("%s starting, pid %d, partitions from %s", m, os.Getpid(), cfg.PartitionsDir)
+	if m.opts.debug {
+		m.log.Printf("command line options: %s", m.opts)
+	}
 
 	ctl, err := control.Listen(filepath.Join(cfg.RunDir, "control.sock"), m.handle, m.log.Printf)
 	if err != nil {
@@ -123,13 +139,48 @@ func (m *Machine) setup() {
 
 func (m *Machine) startPartitions() {
 	defer m.recover("start partitions")
+	if m.opts.rescue {
+		m.log.Printf("metainit.rescue: rescue shell requested on the command line")
+		m.startRescue()
+	}
 	begin := time.Now()
 	all := m.set.All()
-	n := m.set.StartAll()
+	n := m.set.StartAll(m.opts.sel)
 	m.log.Printf("started %d of %d partitions in %.3fs", n, len(all), time.Since(begin).Seconds())
 	if n == 0 {
 		m.log.Printf("NO PARTITION STARTED: metainit stays up; the control socket answers (metainit list)")
+		m.startRescue()
 	}
+}
+
+// startRescue starts the rescue shell on the console, once.
+func (m *Machine) startRescue() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.rescue != nil || m.ending != nil {
+		return
+	}
+	in, out := os.Stdin, os.Stdout
+	if !m.cfg.Nested {
+		if c, err := os.OpenFile("/dev/console", os.O_RDWR, 0); err == nil {
+			in, out = c, c
+		}
+	}
+	m.rescue = &pid1.Rescue{Shell: "/bin/sh", In: in, Out: out, Reaper: m.reaper, Logf: m.log.Printf}
+	go m.rescue.Run()
+}
+
+// Reload rescans the partitions directory.
+func (m *Machine) Reload(why string) []string {
+	m.log.Printf("reload (%s)", why)
+	report := m.set.Reload(m.opts.sel)
+	for _, r := range report {
+		m.log.Printf("reload: %s", r)
+	}
+	if len(report) == 0 {
+		m.log.Printf("reload: nothing changed")
+	}
+	return report
 }
 
 // loop is PID 1's main loop: signals in, actions out. It must never block for
@@ -146,7 +197,7 @@ func (m *Machine) loop(sigs <-chan os.Signal) {
 //	SIGINT, SIGTERM    reboot (SIGINT is Ctrl-Alt-Del on a machine)
 //	SIGUSR2, SIGPWR    poweroff
 //	SIGUSR1            halt
-//	SIGHUP             reload (logged until reload exists)
+//	SIGHUP             reload: rescan the partitions directory
 //	anything else      logged and ignored
 func (m *Machine) onSignal(s syscall.Signal) {
 	switch s {
@@ -159,7 +210,10 @@ func (m *Machine) onSignal(s syscall.Signal) {
 	case unix.SIGUSR1:
 		go m.Shutdown(pid1.Halt, "signal "+s.String())
 	case unix.SIGHUP:
-		m.log.Printf("SIGHUP: reload is not implemented yet; ignored")
+		go func() {
+			defer m.recover("reload")
+			m.Reload("SIGHUP")
+		}()
 	case unix.SIGWINCH, unix.SIGPIPE:
 		// Nothing to do; PIPE errors are seen at the write that caused them.
 	default:
@@ -184,6 +238,7 @@ func (m *Machine) Shutdown(e pid1.Ending, why string) {
 		return
 	}
 	m.ending = &e
+	rescue := m.rescue
 	m.mu.Unlock()
 
 	begin := time.Now()
@@ -191,6 +246,9 @@ func (m *Machine) Shutdown(e pid1.Ending, why string) {
 	a := map[pid1.Ending]partition.Action{
 		pid1.Poweroff: partition.ActionPoweroff, pid1.Reboot: partition.ActionReboot, pid1.Halt: partition.ActionHalt,
 	}[e]
+	if rescue != nil {
+		rescue.Stop()
+	}
 	m.set.ShutdownAll(a)
 	m.log.Printf("shutdown: partitions stopped in %.3fs", time.Since(begin).Seconds())
 	if m.ctl != nil {
@@ -277,6 +335,25 @@ func (m *Machine) handle(ctx context.Context, req *control.Request, files []*os.
 			return control.Fail(err)
 		}
 		return &control.Response{OK: true, ExitCode: code}
+	case "reset-failed":
+		if req.Name == "" {
+			for _, p := range m.set.All() {
+				p.ResetFailed()
+			}
+			return ok("failed states cleared")
+		}
+		p, err := part()
+		if err != nil {
+			return control.Fail(err)
+		}
+		p.ResetFailed()
+		return ok(fmt.Sprintf("%s: %s", p, p.Status().State))
+	case "reload":
+		report := m.Reload("metainit reload")
+		if len(report) == 0 {
+			return ok("nothing changed")
+		}
+		return ok(strings.Join(report, "\n"))
 	case "poweroff", "reboot", "halt":
 		e := map[string]pid1.Ending{"poweroff": pid1.Poweroff, "reboot": pid1.Reboot, "halt": pid1.Halt}[req.Verb]
 		go m.Shutdown(e, "metainit "+req.Verb)

@@ -80,15 +80,53 @@ func describe(ws syscall.WaitStatus, err error) string {
 }
 
 // EnterNested prepares the namespaces RunNested made: mounts stop propagating
-// to the host, and /proc shows this PID namespace.
-func EnterNested() error {
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("make / private: %w", err)
+// to the host (but the host's still reach the instance, as they would reach a
+// machine's PID 1: a rootfs mounted later can be a partition after reload),
+// and /proc shows this PID namespace. With root set, the
+// instance's / becomes root, as a machine booted from that disk would see
+// it (the host's /sys and /dev are bound in: they are the machine's).
+func EnterNested(root string) error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
+		return fmt.Errorf("make / a slave of the host's mounts: %w", err)
+	}
+	if root != "" {
+		if err := pivotInto(root); err != nil {
+			return fmt.Errorf("root %s: %w", root, err)
+		}
 	}
 	if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mount /proc: %w", err)
 	}
 	return nil
+}
+
+func pivotInto(root string) error {
+	if err := unix.Mount(root, root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	for _, d := range []string{"/sys", "/dev"} {
+		if err := os.MkdirAll(root+d, 0o755); err != nil {
+			return err
+		}
+		if err := unix.Mount(d, root+d, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind %s: %w", d, err)
+		}
+	}
+	if err := os.MkdirAll(root+"/proc", 0o555); err != nil {
+		return err
+	}
+	if err := unix.Chdir(root); err != nil {
+		return err
+	}
+	// pivot_root(".", ".") stacks the old root on top of the new one; a lazy
+	// unmount of "." then drops it (see pivot_root(2), NOTES).
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root: %w", err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach old root: %w", err)
+	}
+	return unix.Chdir("/")
 }
 
 // ProtectFromOOM keeps the OOM killer away from PID 1 (the machine's PID 1 is
