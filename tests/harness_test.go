@@ -71,6 +71,12 @@ type Instance struct {
 	outMu  *sync.Mutex
 	exited chan struct{}
 	cgroup string
+	// Stdin, when set before Boot, is the write end of PID 1's stdin (its
+	// console in nested mode).
+	Stdin     *os.File
+	stdinPipe bool
+	// root: the instance boots with this root filesystem (--root).
+	root string
 }
 
 // NewInstance makes an empty partitions dir; Cleanup ends whatever the test
@@ -87,7 +93,80 @@ func NewInstance(t *testing.T) *Instance {
 		t.Fatal(err)
 	}
 	t.Cleanup(in.cleanup)
+	// The test dir is a shared mount, so that a rootfs mounted in it after boot
+	// reaches the instance (whose mounts are slaves of the host's), as it would
+	// on a machine where PID 1 and the admin share one mount namespace.
+	if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	in.mounts = append(in.mounts, dir)
+	if err := unix.Mount("", dir, "", unix.MS_SHARED, ""); err != nil {
+		t.Fatal(err)
+	}
 	return in
+}
+
+// WithConsole gives PID 1 a stdin the test writes to (in.Stdin).
+func (in *Instance) WithConsole() { in.stdinPipe = true }
+
+// overlay mounts a writable overlay of lower at target.
+func (in *Instance) overlay(name, lower, target string) {
+	t := in.t
+	t.Helper()
+	up := filepath.Join(in.dir, "overlay", name)
+	for _, d := range []string{target, filepath.Join(up, "upper"), filepath.Join(up, "work")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower, up, up)
+	if err := unix.Mount("overlay", target, "overlay", 0, opts); err != nil {
+		t.Fatalf("overlay for %s: %v", name, err)
+	}
+	in.mounts = append(in.mounts, target)
+}
+
+// UseRoot makes the instance boot with an overlay of the kind's cached rootfs
+// as its root filesystem; its partitions dir is that root's
+// /etc/metainit/partitions. It returns the root's host path.
+func (in *Instance) UseRoot(kind string) string {
+	in.root = filepath.Join(in.dir, "root")
+	in.overlay("machine-root", rootfs(in.t, kind), in.root)
+	in.Parts = filepath.Join(in.root, "etc/metainit/partitions")
+	in.RunDir = filepath.Join(in.root, "run/metainit")
+	if err := os.MkdirAll(in.Parts, 0o755); err != nil {
+		in.t.Fatal(err)
+	}
+	return in.root
+}
+
+// WriteSpec writes a bundle config without a rootfs of its own (root.path is
+// whatever the spec says).
+func (in *Instance) WriteSpec(name, kind string, edit func(*rspec.Spec)) string {
+	t := in.t
+	t.Helper()
+	bdir := filepath.Join(in.Parts, name)
+	if err := os.MkdirAll(bdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(in.bin, "spec", "--init", kind).Output()
+	if err != nil {
+		t.Fatalf("metainit spec --init %s: %v", kind, err)
+	}
+	var s rspec.Spec
+	if err := json.Unmarshal(out, &s); err != nil {
+		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(&s)
+	}
+	if out, err = json.MarshalIndent(&s, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bdir, "config.json"), out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return bdir
 }
 
 // AddPartition writes a bundle made by `metainit spec --init kind` over an
@@ -97,38 +176,12 @@ func (in *Instance) AddPartition(name, kind string, edit func(*rspec.Spec)) stri
 	t := in.t
 	t.Helper()
 	bdir := filepath.Join(in.Parts, name)
-	lower := rootfs(t, kind)
-	up := filepath.Join(in.dir, "overlay", name)
-	for _, d := range []string{filepath.Join(bdir, "rootfs"), filepath.Join(up, "upper"), filepath.Join(up, "work")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
+	rootKind := kind
+	if kind == "generic" {
+		rootKind = "busybox"
 	}
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower, up, up)
-	if err := unix.Mount("overlay", filepath.Join(bdir, "rootfs"), "overlay", 0, opts); err != nil {
-		t.Fatalf("overlay for %s: %v", name, err)
-	}
-	in.mounts = append(in.mounts, filepath.Join(bdir, "rootfs"))
-	cmd := exec.Command(in.bin, "spec", "--init", kind)
-	cmd.Dir = bdir
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("metainit spec --init %s: %v", kind, err)
-	}
-	if edit != nil {
-		var s rspec.Spec
-		if err := json.Unmarshal(out, &s); err != nil {
-			t.Fatal(err)
-		}
-		edit(&s)
-		if out, err = json.MarshalIndent(&s, "", "  "); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(bdir, "config.json"), out, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return bdir
+	in.overlay(name, rootfs(t, rootKind), filepath.Join(bdir, "rootfs"))
+	return in.WriteSpec(name, kind, edit)
 }
 
 // Boot starts `metainit boot --nested` and waits until its control socket answers.
@@ -136,9 +189,21 @@ func (in *Instance) Boot(extra ...string) {
 	t := in.t
 	t.Helper()
 	args := append([]string{"boot", "--nested", "--partitions", in.Parts, "--run-dir", in.RunDir}, extra...)
+	if in.root != "" {
+		args = []string{"boot", "--nested", "--root", in.root, "--partitions", "/etc/metainit/partitions", "--run-dir", "/run/metainit"}
+		args = append(args, extra...)
+	}
 	in.runner = exec.Command(in.bin, args...)
 	w := &lockedWriter{buf: in.out, mu: in.outMu}
 	in.runner.Stdout, in.runner.Stderr = w, w
+	if in.stdinPipe {
+		r, wr, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.runner.Stdin, in.Stdin = r, wr
+		defer r.Close()
+	}
 	if err := in.runner.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -281,6 +346,9 @@ func (in *Instance) WaitExit(timeout time.Duration) int {
 // overlays, and checks the instance left no cgroup behind.
 func (in *Instance) cleanup() {
 	t := in.t
+	if in.Stdin != nil {
+		in.Stdin.Close()
+	}
 	if in.runner != nil {
 		select {
 		case <-in.exited:
@@ -319,4 +387,13 @@ func cgroupLeftovers(name string) []string {
 		left = append(left, "/sys/fs/cgroup/"+name)
 	}
 	return left
+}
+
+// syscallKill sends a signal by name to pid.
+func syscallKill(pid int, name string) error {
+	sig := unix.SignalNum("SIG" + name)
+	if sig == 0 {
+		return fmt.Errorf("no signal %s", name)
+	}
+	return unix.Kill(pid, sig)
 }

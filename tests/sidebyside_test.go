@@ -164,9 +164,10 @@ func TestPoweroffLeavesNothing(t *testing.T) {
 	if _, err := os.Stat(in.RunDir + "/control.sock"); err == nil {
 		t.Errorf("control socket left behind")
 	}
-	// The only mounts left are the test's own overlays (removed by cleanup).
-	if n := countMounts(t); n != mountsBefore+2 {
-		t.Errorf("host mounts: %d before, %d after (want +2 overlays)", mountsBefore, n)
+	// The only mounts left are the test's own: its shared test dir and the two
+	// overlays (removed by cleanup).
+	if n := countMounts(t); n != mountsBefore+3 {
+		t.Errorf("host mounts: %d before, %d after (want +3: the test dir and 2 overlays)", mountsBefore, n)
 	}
 	if pid := in.runner.Process.Pid; processExists(pid) {
 		t.Errorf("runner %d still exists", pid)
