@@ -48,14 +48,14 @@ type launchSpec struct {
 
 // buildConfig turns the bundle's spec into a libcontainer config and the init
 // process. The bundle's spec is not modified.
-func buildConfig(b *Bundle, ls launchSpec) (*configs.Config, *libcontainer.Process, error) {
+func buildConfig(b *Bundle, rootfs string, ls launchSpec) (*configs.Config, *libcontainer.Process, error) {
 	spec, err := copySpec(b.Spec)
 	if err != nil {
 		return nil, nil, err
 	}
 	// specconv resolves relative paths against the working directory; PID 1's is
 	// "/", so resolve against the bundle here.
-	spec.Root.Path = b.Rootfs
+	spec.Root.Path = rootfs
 	for i := range spec.Mounts {
 		m := &spec.Mounts[i]
 		if isBind(m) && m.Source != "" && !filepath.IsAbs(m.Source) {

@@ -85,17 +85,18 @@ type Partition struct {
 
 // instance is one run of the partition's init.
 type instance struct {
-	name    string
-	bundle  *Bundle
-	c       *libcontainer.Container
-	proc    *libcontainer.Process
-	pid     int
-	started time.Time
-	notify  *notifyListener
-	console *os.File // pty master of the partition's /dev/console
-	log     *os.File
-	ready   chan struct{} // closed when ready
-	done    chan struct{} // closed when the init has exited and been cleaned up
+	name     string
+	bundle   *Bundle
+	c        *libcontainer.Container
+	proc     *libcontainer.Process
+	pid      int
+	started  time.Time
+	notify   *notifyListener
+	console  *os.File // pty master of the partition's /dev/console
+	log      *os.File
+	undoRoot func()        // root.path "/": unbinds the machine's root view
+	ready    chan struct{} // closed when ready
+	done     chan struct{} // closed when the init has exited and been cleaned up
 
 	// Guarded by Partition.mu.
 	readyIn    time.Duration
@@ -240,7 +241,18 @@ func (p *Partition) launch(b *Bundle) (inst *instance, retErr error) {
 		env = append(env, "NOTIFY_SOCKET="+hostMount+"/notify")
 	}
 
-	config, proc, err := buildConfig(b, launchSpec{
+	rootfs := b.Rootfs
+	if rootfs == "/" {
+		dir := filepath.Join(p.opts.RunDir, "partitions", p.name, "hostroot")
+		undo, err := bindHostRoot(dir)
+		if err != nil {
+			return nil, fmt.Errorf("root.path /: %w", err)
+		}
+		inst.undoRoot = undo
+		cleanups = append(cleanups, undo)
+		rootfs = dir
+	}
+	config, proc, err := buildConfig(b, rootfs, launchSpec{
 		id:       p.name,
 		stateDir: filepath.Join(p.opts.RunDir, "containers"),
 		cgroup:   "/" + p.opts.CgroupParent + "/" + p.name,
@@ -373,6 +385,9 @@ func (p *Partition) supervise(inst *instance) {
 		inst.console.Close()
 	}
 	inst.log.Close()
+	if inst.undoRoot != nil {
+		inst.undoRoot()
+	}
 
 	p.mu.Lock()
 	defer p.mu.Unlock()

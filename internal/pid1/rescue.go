@@ -34,6 +34,7 @@ func (r *Rescue) Run() {
 			r.Logf("PANIC in rescue shell (recovered): %v", p)
 		}
 	}()
+	delay := time.Second
 	for {
 		r.mu.Lock()
 		if r.stopped {
@@ -60,10 +61,18 @@ func (r *Rescue) Run() {
 		r.cmd = cmd
 		r.mu.Unlock()
 		r.Logf("%s started on the console (pid %d); the control socket still answers", r, cmd.Process.Pid)
+		began := time.Now()
 		err = cmd.Wait()
 		r.Reaper.Release(cmd.Process.Pid)
-		r.Logf("%s exited (%v); starting a new one", r, err)
-		time.Sleep(time.Second)
+		// A console that gives end-of-file at once (no terminal) must not
+		// make a busy loop: quick exits back off, up to a minute.
+		if time.Since(began) < 5*time.Second {
+			delay = min(2*delay, time.Minute)
+		} else {
+			delay = time.Second
+		}
+		r.Logf("%s exited (%v); starting a new one in %s", r, err, delay)
+		time.Sleep(delay)
 	}
 }
 
