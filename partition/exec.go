@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"syscall"
 
 	"github.com/opencontainers/runc/libcontainer"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -20,50 +19,22 @@ type ExecOptions struct {
 }
 
 // Exec runs a command in the partition's namespaces and cgroup, like
-// nsenter or runc exec, and returns its exit code (128+N when killed by
-// signal N). Cancelling ctx (the caller went away) kills the command.
+// nsenter or runc exec, with the caller's own stdio, and returns its exit code
+// (128+N when killed by signal N). Cancelling ctx (the caller went away)
+// kills the command.
 func (p *Partition) Exec(ctx context.Context, o ExecOptions) (int, error) {
-	if len(o.Args) == 0 {
-		return 0, fmt.Errorf("%s: exec: no command given", p)
+	inst, proc, err := p.execProcess(o)
+	if err != nil {
+		return 0, err
 	}
-	p.mu.Lock()
-	inst := p.inst
-	state := p.state
-	p.mu.Unlock()
-	if inst == nil || (state != StateRunning && state != StateReady) {
-		return 0, fmt.Errorf("%s: exec: partition is %s, not running", p, state)
-	}
-	sp := inst.bundle.Spec.Process
-	env := mergeEnv([]string{
-		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		"TERM=" + envOr(os.Getenv("TERM"), "xterm"), "container=metainit",
-	}, o.Env)
-	proc := &libcontainer.Process{
-		Args: o.Args, Env: env, Cwd: o.Cwd,
-		Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr,
-		UID: int(sp.User.UID), GID: int(sp.User.GID),
-		Init: false,
-	}
-	if proc.Cwd == "" {
-		proc.Cwd = "/"
-	}
+	proc.Stdin, proc.Stdout, proc.Stderr = o.Stdin, o.Stdout, o.Stderr
 	if o.Stdin == nil {
 		proc.Stdin = nil
 	}
-	if c := sp.Capabilities; c != nil {
-		caps := *c
-		dropUnheldCaps(&caps, func(string, ...any) {})
-		if lp, err := newProcess(&specs.Process{Capabilities: &caps}); err == nil {
-			proc.Capabilities = lp.Capabilities
-		}
+	pid, err := p.runExec(inst, proc)
+	if err != nil {
+		return 0, err
 	}
-	done := p.opts.Owner.Spawning()
-	if err := inst.c.Run(proc); err != nil {
-		done()
-		return 0, fmt.Errorf("%s: exec %s: %w", p, o.Args[0], err)
-	}
-	pid, _ := proc.Pid()
-	done(pid)
 	defer p.opts.Owner.Release(pid)
 
 	waited := make(chan *os.ProcessState, 1)
@@ -82,11 +53,32 @@ func (p *Partition) Exec(ctx context.Context, o ExecOptions) (int, error) {
 	if ps == nil {
 		return 0, fmt.Errorf("%s: exec %s: lost its exit status", p, o.Args[0])
 	}
-	ws, _ := ps.Sys().(syscall.WaitStatus)
-	if ws.Signaled() {
-		return 128 + int(ws.Signal()), nil
+	return exitCode(ps), nil
+}
+
+// newExecProcess is the process for o with the init's user and capabilities.
+func newExecProcess(inst *instance, o ExecOptions) *libcontainer.Process {
+	sp := inst.bundle.Spec.Process
+	env := mergeEnv([]string{
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"TERM=" + envOr(os.Getenv("TERM"), "xterm"), "container=metainit",
+	}, o.Env)
+	proc := &libcontainer.Process{
+		Args: o.Args, Env: env, Cwd: o.Cwd,
+		UID: int(sp.User.UID), GID: int(sp.User.GID),
+		Init: false,
 	}
-	return ws.ExitStatus(), nil
+	if proc.Cwd == "" {
+		proc.Cwd = "/"
+	}
+	if c := sp.Capabilities; c != nil {
+		caps := *c
+		dropUnheldCaps(&caps, func(string, ...any) {})
+		if lp, err := newProcess(&specs.Process{Capabilities: &caps}); err == nil {
+			proc.Capabilities = lp.Capabilities
+		}
+	}
+	return proc
 }
 
 func envOr(v, def string) string {

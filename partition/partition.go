@@ -45,6 +45,9 @@ type Options struct {
 	CgroupParent string // all partitions' cgroups go below /<CgroupParent>/
 	Owner        ChildOwner
 	Logf         func(format string, args ...any)
+	// Announce prints a status line on the machine's console, as systemd does
+	// ("[  OK  ] Started …", "[FAILED] …"). May be nil.
+	Announce func(ok bool, format string, args ...any)
 	// Machine receives what a partition's init asks of the whole machine, when
 	// its annotations say so (on-poweroff=poweroff-machine, on-reboot=reboot-machine).
 	Machine func(p *Partition, a Action)
@@ -69,6 +72,8 @@ type Partition struct {
 	// op serializes Start and Stop: one lifecycle operation at a time.
 	op sync.Mutex
 
+	console *Console // survives restarts
+
 	mu           sync.Mutex // guards everything below
 	bundle       *Bundle
 	loadErr      error
@@ -85,18 +90,19 @@ type Partition struct {
 
 // instance is one run of the partition's init.
 type instance struct {
-	name     string
-	bundle   *Bundle
-	c        *libcontainer.Container
-	proc     *libcontainer.Process
-	pid      int
-	started  time.Time
-	notify   *notifyListener
-	console  *os.File // pty master of the partition's /dev/console
-	log      *os.File
-	undoRoot func()        // root.path "/": unbinds the machine's root view
-	ready    chan struct{} // closed when ready
-	done     chan struct{} // closed when the init has exited and been cleaned up
+	name    string
+	bundle  *Bundle
+	c       *libcontainer.Container
+	proc    *libcontainer.Process
+	pid     int
+	started time.Time
+	notify  *notifyListener
+	console *os.File // pty master of the partition's /dev/console
+	// consolePeer is metainit's own fd on the pty's slave side.
+	consolePeer *os.File
+	undoRoot    func()        // root.path "/": unbinds the machine's root view
+	ready       chan struct{} // closed when ready
+	done        chan struct{} // closed when the init has exited and been cleaned up
 
 	// Guarded by Partition.mu.
 	readyIn    time.Duration
@@ -112,7 +118,8 @@ func (i *instance) Signal(s syscall.Signal) error { return i.c.Signal(s) }
 // New makes a partition from a bundle directory. A bundle that does not load
 // still makes a partition, in state failed, so that list shows why.
 func New(dir string, opts *Options) *Partition {
-	p := &Partition{name: filepath.Base(dir), opts: opts, state: StateStopped}
+	name := filepath.Base(dir)
+	p := &Partition{name: name, opts: opts, state: StateStopped, console: newConsole(name, opts.LogDir)}
 	p.Reload(dir)
 	return p
 }
@@ -155,6 +162,12 @@ func (p *Partition) logf(format string, args ...any) {
 	p.opts.Logf("partition %s: "+format, append([]any{p.name}, args...)...)
 }
 
+func (p *Partition) announce(ok bool, format string, args ...any) {
+	if p.opts.Announce != nil {
+		p.opts.Announce(ok, format, args...)
+	}
+}
+
 // Start starts the init. It returns once the init runs its own code (it does
 // not wait for readiness; see WaitReady).
 func (p *Partition) Start() error {
@@ -191,6 +204,7 @@ func (p *Partition) Start() error {
 	if err != nil {
 		err = fmt.Errorf("%s: start: %w", p, err)
 		p.state, p.errMsg = StateFailed, err.Error()
+		p.announce(false, "Failed to start %s: %v", p, err)
 		return err
 	}
 	p.inst = inst
@@ -218,14 +232,6 @@ func (p *Partition) launch(b *Bundle) (inst *instance, retErr error) {
 			}
 		}
 	}()
-
-	logFile, err := os.OpenFile(filepath.Join(p.opts.LogDir, p.name+".log"),
-		os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_CLOEXEC, 0o640)
-	if err != nil {
-		return nil, fmt.Errorf("log: %w", err)
-	}
-	inst.log = logFile
-	cleanups = append(cleanups, func() { logFile.Close() })
 
 	env := []string{"container=metainit", "container_uuid=" + newUUID()}
 	if !hasEnv(b.Spec.Process.Env, "TERM") {
@@ -288,7 +294,15 @@ func (p *Partition) launch(b *Bundle) (inst *instance, retErr error) {
 			consoleCh <- master
 		}()
 	} else {
-		proc.Stdout, proc.Stderr = logFile, logFile
+		// No terminal: the init's stdout and stderr are a pipe into the console log.
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		defer w.Close()
+		cleanups = append(cleanups, func() { r.Close() })
+		proc.Stdout, proc.Stderr = w, w
+		go pump(r, p.console)
 	}
 	inst.proc = proc
 
@@ -304,10 +318,15 @@ func (p *Partition) launch(b *Bundle) (inst *instance, retErr error) {
 
 	if consoleCh != nil {
 		select {
-		case master := <-consoleCh:
-			if master != nil {
-				inst.console = master
-				go pump(master, logFile)
+		case received := <-consoleCh:
+			if received != nil {
+				master, peer, err := holdConsole(received)
+				if err != nil {
+					p.logf("console: %v", err)
+				} else {
+					inst.console, inst.consolePeer = master, peer
+					go pump(master, p.console)
+				}
 			}
 		case <-time.After(5 * time.Second):
 			p.logf("no console received from libcontainer")
@@ -332,22 +351,6 @@ func hasEnv(env []string, name string) bool {
 	return false
 }
 
-// pump copies the console to the log until the pty closes. It must never
-// stop reading while the partition lives: a full pty blocks the init.
-func pump(master *os.File, log *os.File) {
-	defer func() { recover() }() //nolint:errcheck // a log write must not take PID 1 down
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := master.Read(buf)
-		if n > 0 {
-			_, _ = log.Write(buf[:n])
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
 func (p *Partition) markReady(inst *instance) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -362,6 +365,7 @@ func (p *Partition) markReady(inst *instance) {
 		p.state = StateReady
 	}
 	p.logf("ready in %.2fs", inst.readyIn.Seconds())
+	p.announce(true, "Started %s (%s, ready in %.2fs)", p, inst.bundle.Settings.Kind, inst.readyIn.Seconds())
 }
 
 // supervise waits for the init to exit, cleans up after it and decides what
@@ -381,10 +385,12 @@ func (p *Partition) supervise(inst *instance) {
 	if inst.notify != nil {
 		inst.notify.Close()
 	}
+	if inst.consolePeer != nil {
+		inst.consolePeer.Close()
+	}
 	if inst.console != nil {
 		inst.console.Close()
 	}
-	inst.log.Close()
 	if inst.undoRoot != nil {
 		inst.undoRoot()
 	}
@@ -445,6 +451,7 @@ func (p *Partition) scheduleRestart(exit Exit, firstDelay time.Duration) {
 		p.errMsg = fmt.Sprintf("crash loop: %d crashes within %s, last: %s; run 'metainit start %s' or 'reset-failed' to try again",
 			len(p.crashes), crashWindow, exit, p.name)
 		p.logf("%s", p.errMsg)
+		p.announce(false, "%s failed: %s", p, p.errMsg)
 		p.crashes, p.backoff = nil, 0
 		return
 	}
@@ -526,10 +533,12 @@ func (p *Partition) stop(a Action, final bool) error {
 		select {
 		case <-inst.done:
 			p.logf("stopped by its own protocol in %.2fs", time.Since(begin).Seconds())
+			p.announce(true, "Stopped %s (%.2fs)", p, time.Since(begin).Seconds())
 			return nil
 		case <-time.After(settings.StopTimeout):
 			msg := fmt.Sprintf("stop timed out after %s, killed", settings.StopTimeout)
 			p.logf("%s", msg)
+			p.announce(false, "%s: %s", p, msg)
 			p.kill(inst, msg)
 		}
 	}

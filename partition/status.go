@@ -20,6 +20,7 @@ type Status struct {
 	Bundle   string    `json:"bundle,omitempty"`
 	Init     string    `json:"init,omitempty"`
 	Notify   string    `json:"notify_status,omitempty"`
+	Usage    *Usage    `json:"usage,omitempty"`
 }
 
 // Status returns a snapshot of the partition.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,11 +8,10 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/metainit/metainit/internal/control"
+	"github.com/metainit/metainit/internal/machine"
 	"github.com/metainit/metainit/partition"
-	"github.com/metainit/metainit/specs"
 )
 
 // Exit codes: 0 success, 1 failure, 2 usage.
@@ -23,42 +21,66 @@ const (
 	exitUsage   = 2
 )
 
+// A verb is one metainit command. The table below is the single source of
+// help, the man page and shell completion.
 type verb struct {
 	name, args, help string
 	run              func(args []string) int
+	data             bool // prints data: takes --json
+	partition        bool // takes a partition name (completion)
 }
 
 var verbs []verb
 
 func init() {
 	verbs = []verb{
-		{"boot", "--nested [--partitions DIR] [--run-dir DIR] [--log-dir DIR] [--root DIR] [--cmdline OPTS]", "boot the partitions as PID 1 of new namespaces", cmdBoot},
-		{"list", "[--json]", "list partitions with state, init, pid, restarts and last exit", cmdList},
-		{"status", "NAME [--json]", "show one partition", cmdStatus},
-		{"start", "NAME", "start a partition", simple("start")},
-		{"stop", "NAME", "stop a partition through its init's own protocol", simple("stop")},
-		{"restart", "NAME", "stop, then start a partition (reads config.json again)", simple("restart")},
-		{"reset-failed", "[NAME]", "clear the failed state (a crash loop, say) of one or all partitions", resetFailed},
-		{"reload", "", "rescan the partitions directory: start new bundles, stop removed ones, report changed ones", machineVerb("reload")},
-		{"exec", "NAME -- CMD [ARG...]", "run a command inside a partition; its exit code is passed through", cmdExec},
-		{"poweroff", "", "stop every partition, then power off", machineVerb("poweroff")},
-		{"reboot", "", "stop every partition, then reboot", machineVerb("reboot")},
-		{"halt", "", "stop every partition, then halt", machineVerb("halt")},
-		{"spec", "--init KIND [--rootfs PATH] [--hostname NAME]", "print a config.json that boots KIND (" + strings.Join(partition.Kinds(), ", ") + ", auto)", cmdSpec},
-		{"version", "", "print the version", func([]string) int { fmt.Println("metainit", version); return 0 }},
-		{"help", "[VERB]", "show help", cmdHelp},
+		{"boot", "--nested [--partitions DIR] [--run-dir DIR] [--log-dir DIR] [--root DIR] [--cmdline OPTS]",
+			"boot the partitions as PID 1 of new PID, mount and UTS namespaces of this machine (the same code as a real boot)", cmdBoot, false, false},
+		{"list", "[--json]", "list partitions: state, init, pid, uptime, processes, memory, restarts, last exit", cmdList, true, false},
+		{"status", "NAME [--json]", "show one partition: figures from its cgroup, last exit, bundle, and its last 10 console lines", cmdStatus, true, true},
+		{"top", "[--once] [--json]", "a live table of partitions with processes, memory and CPU from their cgroups (q or Ctrl-C quits)", cmdTop, true, false},
+		{"start", "NAME", "start a partition (clears a failed state)", simple("start"), false, true},
+		{"stop", "NAME", "stop a partition through its init's own protocol", simple("stop"), false, true},
+		{"restart", "NAME", "stop, then start a partition (a changed config.json applies)", simple("restart"), false, true},
+		{"reset-failed", "[NAME]", "clear the failed state (a crash loop, say) of one or all partitions", resetFailed, false, true},
+		{"reload", "", "rescan the partitions directory: start new bundles, stop removed ones, report changed ones", machineVerb("reload"), false, false},
+		{"console", "NAME", "attach this terminal to a partition's /dev/console (Ctrl-] three times within 1s detaches)", cmdConsole, false, true},
+		{"exec", "[-t] NAME -- CMD [ARG...]", "run a command inside a partition; -t gives it a terminal; its exit code is passed through", cmdExec, false, true},
+		{"logs", "NAME [-n LINES] [-f] [--since TIME] [--json]", "print what a partition's console printed; -f follows", cmdLogs, true, true},
+		{"poweroff", "", "stop every partition by its own protocol, then power off", machineVerb("poweroff"), false, false},
+		{"reboot", "", "stop every partition by its own protocol, then reboot", machineVerb("reboot"), false, false},
+		{"halt", "", "stop every partition by its own protocol, then halt", machineVerb("halt"), false, false},
+		{"info", "[--json]", "PID 1's own figures: pid, goroutines, open fds, RSS, orphans reaped", cmdInfo, true, false},
+		{"check", "[--fix] [DIR|BUNDLE...]", "check bundles without starting them; --fix rewrites config.json with the fixes", cmdCheck, false, false},
+		{"spec", "--init KIND [--rootfs PATH] [--hostname NAME]", "print a config.json that boots KIND unmodified (" + strings.Join(partition.Kinds(), ", ") + ", auto)", cmdSpec, false, false},
+		{"completion", "bash", "print a bash completion script (partition names come from the live instance)", cmdCompletion, false, false},
+		{"man", "", "print the metainit(8) manual page (roff)", cmdMan, false, false},
+		{"version", "", "print the version", cmdVersion, false, false},
+		{"help", "[VERB]", "show help", cmdHelp, false, false},
 	}
 }
 
 var version = "dev"
 
 func run(args []string) int {
+	machine.Version = version
 	if len(args) == 0 {
 		cmdHelp(nil)
 		return exitUsage
 	}
+	if args[0] == "-h" || args[0] == "--help" {
+		return cmdHelp(nil)
+	}
 	for _, v := range verbs {
 		if v.name == args[0] {
+			for _, a := range args[1:] {
+				if a == "-h" || a == "--help" {
+					return cmdHelp([]string{v.name})
+				}
+				if a == "--" {
+					break
+				}
+			}
 			return v.run(args[1:])
 		}
 	}
@@ -77,13 +99,21 @@ func cmdHelp(args []string) int {
 		fmt.Fprintf(os.Stderr, "metainit help: unknown verb %q\n", args[0])
 		return exitUsage
 	}
-	fmt.Println("usage: metainit VERB [ARGS]   (--socket PATH or $METAINIT_SOCKET picks the instance)")
+	fmt.Println("usage: metainit VERB [ARGS]")
 	fmt.Println()
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	for _, v := range verbs {
-		fmt.Fprintf(w, "  %s %s\t%s\n", v.name, v.args, v.help)
+		fmt.Fprintf(w, "  %s\t%s\n", v.name, v.help)
 	}
 	w.Flush()
+	fmt.Println()
+	fmt.Println("--socket PATH or $METAINIT_SOCKET picks the instance (default " + defaultRunDir + "/control.sock).")
+	fmt.Println("Exit codes: 0 success, 1 failure, 2 usage; exec passes the command's own code through.")
+	return exitOK
+}
+
+func cmdVersion(args []string) int {
+	fmt.Println("metainit", version)
 	return exitOK
 }
 
@@ -130,83 +160,13 @@ func (c *clientFlags) parse(args []string) ([]string, error) {
 	}
 }
 
+// call sends a request and reports a failure on stderr.
 func call(c *clientFlags, req *control.Request, files ...*os.File) (*control.Response, int) {
 	resp, err := control.Call(c.socket, req, files...)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "metainit %s: %v\n", req.Verb, err)
-		return nil, exitFailure
-	}
-	if !resp.OK {
-		fmt.Fprintf(os.Stderr, "metainit %s: %s\n", req.Verb, resp.Error)
-		return resp, exitFailure
+	if code := report(req.Verb, resp, err); code != exitOK {
+		return resp, code
 	}
 	return resp, exitOK
-}
-
-func cmdList(args []string) int {
-	c := newClientFlags("list")
-	pos, err := c.parse(args)
-	if err == nil && len(pos) > 0 {
-		err = errors.New("list takes no arguments")
-	}
-	if err != nil {
-		return usage("list", err)
-	}
-	resp, code := call(c, &control.Request{Verb: "list"})
-	if code != exitOK {
-		return code
-	}
-	if c.json {
-		return printJSON(resp.Partitions)
-	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tSTATE\tINIT\tPID\tUPTIME\tRESTARTS\tLAST EXIT\tERROR")
-	for _, s := range resp.Partitions {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", s.Name, s.State, dash(string(s.Kind)),
-			dashInt(s.Pid), uptime(s.Started), s.Restarts, dash(s.LastExit), dash(s.Error))
-	}
-	w.Flush()
-	return exitOK
-}
-
-func cmdStatus(args []string) int {
-	c := newClientFlags("status")
-	pos, err := c.parse(args)
-	if err == nil && len(pos) != 1 {
-		err = errors.New("status takes one partition name")
-	}
-	if err != nil {
-		return usage("status", err)
-	}
-	resp, code := call(c, &control.Request{Verb: "status", Name: pos[0]})
-	if code != exitOK {
-		return code
-	}
-	if c.json {
-		return printJSON(resp.Partitions[0])
-	}
-	s := resp.Partitions[0]
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	row := func(k, v string) { fmt.Fprintf(w, "%s:\t%s\n", k, v) }
-	row("Partition", s.Name)
-	row("State", string(s.State))
-	row("Init", fmt.Sprintf("%s (%s)", dash(string(s.Kind)), dash(s.Init)))
-	row("Bundle", dash(s.Bundle))
-	row("PID", dashInt(s.Pid))
-	row("Uptime", uptime(s.Started))
-	if s.ReadyIn > 0 {
-		row("Ready in", fmt.Sprintf("%.2fs", s.ReadyIn))
-	}
-	row("Restarts", fmt.Sprint(s.Restarts))
-	row("Last exit", dash(s.LastExit))
-	if s.Notify != "" {
-		row("Status", s.Notify)
-	}
-	if s.Error != "" {
-		row("Error", s.Error)
-	}
-	w.Flush()
-	return exitOK
 }
 
 func simple(verb string) func([]string) int {
@@ -267,79 +227,44 @@ func machineVerb(verb string) func([]string) int {
 
 func cmdExec(args []string) int {
 	c := newClientFlags("exec")
-	// Everything after NAME belongs to the command, flags included.
-	var name string
-	var cmd []string
-	for i := 0; i < len(args); i++ {
-		if !strings.HasPrefix(args[i], "-") || args[i] == "--" {
-			if args[i] == "--" {
-				return usage("exec", errors.New("the partition name comes before --"))
-			}
-			if err := c.fs.Parse(args[:i]); err != nil {
-				return usage("exec", err)
-			}
-			name, cmd = args[i], args[i+1:]
-			break
-		}
+	tty := c.fs.Bool("t", false, "allocate a terminal")
+	// Flags come before NAME; everything after NAME belongs to the command.
+	i := 0
+	for i < len(args) && strings.HasPrefix(args[i], "-") && args[i] != "--" {
+		i++
 	}
+	if err := c.fs.Parse(args[:i]); err != nil {
+		return usage("exec", err)
+	}
+	if i >= len(args) || args[i] == "--" {
+		return usage("exec", errors.New("want [-t] NAME -- CMD [ARG...]"))
+	}
+	name, cmd := args[i], args[i+1:]
 	if len(cmd) > 0 && cmd[0] == "--" {
 		cmd = cmd[1:]
 	}
-	if name == "" || len(cmd) == 0 {
-		return usage("exec", errors.New("want NAME -- CMD [ARG...]"))
+	if len(cmd) == 0 {
+		return usage("exec", errors.New("no command given: want [-t] NAME -- CMD [ARG...]"))
 	}
-	resp, code := call(c, &control.Request{Verb: "exec", Name: name, Args: cmd}, os.Stdin, os.Stdout, os.Stderr)
+	req := &control.Request{Verb: "exec", Name: name, Args: cmd}
+	if *tty {
+		if !isTerminal(os.Stdin) {
+			fmt.Fprintln(os.Stderr, "metainit exec -t: standard input is not a terminal")
+			return exitUsage
+		}
+		req.Tty = true
+		if term := os.Getenv("TERM"); term != "" {
+			req.Env = []string{"TERM=" + term}
+		}
+		resp, err := attach(c, req, false)
+		if code := report("exec", resp, err); code != exitOK {
+			return code
+		}
+		return resp.ExitCode
+	}
+	resp, code := call(c, req, os.Stdin, os.Stdout, os.Stderr)
 	if code != exitOK {
 		return code
 	}
 	return resp.ExitCode
-}
-
-func cmdSpec(args []string) int {
-	fs := flag.NewFlagSet("spec", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	kind := fs.String("init", "auto", "the init system")
-	rootfs := fs.String("rootfs", "rootfs", "root.path of the spec")
-	host := fs.String("hostname", "", "the partition's hostname")
-	if err := fs.Parse(args); err != nil {
-		return usage("spec", err)
-	}
-	wd, _ := os.Getwd()
-	s, err := specs.Generate(specs.Options{Kind: *kind, Rootfs: *rootfs, Hostname: *host, BundleDir: wd})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "metainit spec: %v\n", err)
-		return exitFailure
-	}
-	return printJSON(s)
-}
-
-func printJSON(v any) int {
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
-		fmt.Fprintln(os.Stderr, "metainit:", err)
-		return exitFailure
-	}
-	return exitOK
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func dashInt(n int) string {
-	if n == 0 {
-		return "-"
-	}
-	return fmt.Sprint(n)
-}
-
-func uptime(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return time.Since(t).Round(100 * time.Millisecond).String()
 }

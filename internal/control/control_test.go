@@ -1,12 +1,13 @@
 package control
 
 import (
-	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestDecode(t *testing.T) {
@@ -24,8 +25,8 @@ func TestDecode(t *testing.T) {
 func TestRoundTripWithFiles(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "control.sock")
 	var gotFiles atomic.Int32
-	srv, err := Listen(sock, func(ctx context.Context, req *Request, files []*os.File) *Response {
-		gotFiles.Store(int32(len(files)))
+	srv, err := Listen(sock, func(sess *Session, req *Request) *Response {
+		gotFiles.Store(int32(len(sess.Files)))
 		if req.Verb == "boom" {
 			panic("injected")
 		}
@@ -52,5 +53,58 @@ func TestRoundTripWithFiles(t *testing.T) {
 	}
 	if resp, _ := Call(sock, &Request{Verb: "stop", Name: "../etc"}); resp == nil || resp.OK {
 		t.Errorf("a bad name was served: %+v", resp)
+	}
+}
+
+// A stream: the server echoes input packets as output until the client hangs
+// up, then its handler returns (no goroutine is left waiting).
+func TestStream(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "control.sock")
+	ended := make(chan struct{})
+	srv, err := Listen(sock, func(sess *Session, req *Request) *Response {
+		defer close(ended)
+		if err := sess.Begin(); err != nil {
+			return Fail(err)
+		}
+		for pkt := range sess.In {
+			if pkt[0] == PacketInput {
+				_ = sess.Send(PacketOutput, pkt[1:])
+			}
+			if pkt[0] == PacketResize {
+				r, c, _ := ParseResize(pkt[1:])
+				_ = sess.Send(PacketOutput, []byte(fmt.Sprintf("%dx%d", r, c)))
+			}
+		}
+		return &Response{OK: true}
+	}, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve()
+	defer srv.Close()
+	c, resp, err := Open(sock, &Request{Verb: "console", Name: "x"})
+	if err != nil || c == nil || !resp.Stream {
+		t.Fatalf("open: %v %+v", err, resp)
+	}
+	big := strings.Repeat("z", 100<<10) // larger than one packet
+	_ = c.Input([]byte("hello"))
+	_ = c.Resize(24, 80)
+	_ = c.Input([]byte(big))
+	var got strings.Builder
+	for got.Len() < len("hello24x80")+len(big) {
+		kind, data, _, err := c.Next()
+		if err != nil || kind != PacketOutput {
+			t.Fatalf("next: %c %v", kind, err)
+		}
+		got.Write(data)
+	}
+	if !strings.HasPrefix(got.String(), "hello24x80zzz") {
+		t.Errorf("echo: %.20q", got.String())
+	}
+	c.Close()
+	select {
+	case <-ended:
+	case <-time.After(2 * time.Second):
+		t.Fatal("handler still running after the client hung up")
 	}
 }

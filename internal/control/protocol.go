@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/metainit/metainit/partition"
 )
@@ -22,6 +23,14 @@ type Request struct {
 	Args []string `json:"args,omitempty"` // exec: the command
 	Env  []string `json:"env,omitempty"`  // exec: extra environment
 	Cwd  string   `json:"cwd,omitempty"`  // exec: working directory inside
+	Tty  bool     `json:"tty,omitempty"`  // exec: allocate a pty and stream it
+	// Rows and Cols: the client's terminal size (console, exec -t).
+	Rows uint16 `json:"rows,omitempty"`
+	Cols uint16 `json:"cols,omitempty"`
+	// Logs: the last Lines lines (0: all kept), Since a time, Follow.
+	Lines  int       `json:"lines,omitempty"`
+	Since  time.Time `json:"since,omitzero"`
+	Follow bool      `json:"follow,omitempty"`
 }
 
 // Response answers a Request.
@@ -31,6 +40,21 @@ type Response struct {
 	Message    string             `json:"message,omitempty"`
 	Partitions []partition.Status `json:"partitions,omitempty"`
 	ExitCode   int                `json:"exit_code,omitempty"`
+	Stream     bool               `json:"stream,omitempty"` // packets follow
+	Info       *Info              `json:"info,omitempty"`
+	Lines      []partition.Line   `json:"lines,omitempty"`
+}
+
+// Info describes PID 1 itself (metainit info): what a leak test watches.
+type Info struct {
+	Pid        int    `json:"pid"`
+	Version    string `json:"version"`
+	Goroutines int    `json:"goroutines"`
+	FDs        int    `json:"fds"`
+	RSSKiB     int    `json:"rss_kib"`
+	Reaped     uint64 `json:"orphans_reaped"`
+	Nested     bool   `json:"nested"`
+	Uptime     string `json:"uptime"`
 }
 
 // Decode parses a request packet and checks its shape.

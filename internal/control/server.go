@@ -2,7 +2,6 @@ package control
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -12,9 +11,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Handler serves one request. files are the descriptors the client attached
-// (exec: stdin, stdout, stderr); ctx ends when the client goes away.
-type Handler func(ctx context.Context, req *Request, files []*os.File) *Response
+// Handler serves one request and returns its final response.
+type Handler func(s *Session, req *Request) *Response
 
 // Server accepts control connections.
 type Server struct {
@@ -72,7 +70,7 @@ func (s *Server) Close() error { return s.ln.Close() }
 
 func (s *Server) serveConn(conn *net.UnixConn) {
 	if err := checkPeer(conn); err != nil {
-		_ = writeResponse(conn, Fail(err))
+		_ = writeJSON(conn, Fail(err))
 		return
 	}
 	buf := make([]byte, MaxMessage)
@@ -100,24 +98,33 @@ func (s *Server) serveConn(conn *net.UnixConn) {
 			break
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		go func() {
-			// The client sends nothing more; a read returns when it hangs up.
-			_, _ = conn.Read(make([]byte, 1))
-			cancel()
-		}()
-		resp = s.handler(ctx, req, files)
+		in := make(chan []byte, 64)
+		sess := &Session{Ctx: ctx, Files: files, In: in, conn: conn}
+		go readPackets(conn, in, cancel)
+		resp = s.handler(sess, req)
+		sess.finish(resp)
 		cancel()
+		return
 	}
-	_ = writeResponse(conn, resp)
+	_ = writeJSON(conn, resp)
 }
 
-func writeResponse(conn *net.UnixConn, r *Response) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
+// readPackets delivers the client's packets until it hangs up, then cancels
+// the session. It ends when the connection is closed, so it cannot leak.
+func readPackets(conn *net.UnixConn, in chan<- []byte, cancel func()) {
+	defer cancel()
+	defer close(in)
+	buf := make([]byte, maxPayload+64)
+	for {
+		n, err := conn.Read(buf)
+		if err != nil || n == 0 {
+			return
+		}
+		select {
+		case in <- append([]byte(nil), buf[:n]...):
+		default: // nobody reads input (not a stream): drop it
+		}
 	}
-	_, err = conn.Write(b)
-	return err
 }
 
 // checkPeer admits root only.

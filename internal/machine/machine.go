@@ -4,12 +4,8 @@
 package machine
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -39,8 +35,9 @@ type Machine struct {
 	set    *partition.Set
 	ctl    *control.Server
 
-	opts   cmdline
-	rescue *pid1.Rescue
+	opts    cmdline
+	rescue  *pid1.Rescue
+	started time.Time
 
 	mu     sync.Mutex
 	ending *pid1.Ending // set once shutdown began
@@ -57,7 +54,7 @@ func (m *Machine) String() string {
 // in main. It never returns.
 func Boot(cfg Config, sigs <-chan os.Signal) {
 	log := pid1.NewLog()
-	m := &Machine{cfg: cfg, log: log, reaper: pid1.NewReaper()}
+	m := &Machine{cfg: cfg, log: log, reaper: pid1.NewReaper(), started: time.Now()}
 	defer func() {
 		// A panic here would end PID 1. Log it and keep the machine as it is:
 		// the signal loop below is the last thing that may not fail.
@@ -128,6 +125,7 @@ func (m *Machine) setup() {
 		CgroupParent: cfg.CgroupParent,
 		Owner:        m.reaper,
 		Logf:         m.log.Printf,
+		Announce:     m.log.Status,
 		Machine:      m.partitionRequest,
 	}
 	set, err := partition.LoadSet(cfg.PartitionsDir, opts)
@@ -276,88 +274,4 @@ func (m *Machine) recover(where string) {
 	if r := recover(); r != nil {
 		m.log.Printf("PANIC in %s (recovered): %v", where, r)
 	}
-}
-
-// handle serves one control request.
-func (m *Machine) handle(ctx context.Context, req *control.Request, files []*os.File) *control.Response {
-	ok := func(msg string) *control.Response { return &control.Response{OK: true, Message: msg} }
-	part := func() (*partition.Partition, error) {
-		if req.Name == "" {
-			return nil, errors.New(req.Verb + ": which partition?")
-		}
-		return m.set.Get(req.Name)
-	}
-	switch req.Verb {
-	case "list":
-		var st []partition.Status
-		for _, p := range m.set.All() {
-			st = append(st, p.Status())
-		}
-		return &control.Response{OK: true, Partitions: st}
-	case "status":
-		p, err := part()
-		if err != nil {
-			return control.Fail(err)
-		}
-		return &control.Response{OK: true, Partitions: []partition.Status{p.Status()}}
-	case "start", "stop", "restart":
-		p, err := part()
-		if err != nil {
-			return control.Fail(err)
-		}
-		switch req.Verb {
-		case "start":
-			err = p.Start()
-		case "stop":
-			err = p.Stop(partition.ActionPoweroff)
-		case "restart":
-			if err = p.Stop(partition.ActionPoweroff); err == nil {
-				err = p.Start()
-			}
-		}
-		if err != nil {
-			return control.Fail(err)
-		}
-		return ok(fmt.Sprintf("%s: %s", p, p.Status().State))
-	case "exec":
-		p, err := part()
-		if err != nil {
-			return control.Fail(err)
-		}
-		if len(files) != 3 {
-			return control.Fail(errors.New("exec: the client must attach stdin, stdout and stderr"))
-		}
-		code, err := p.Exec(ctx, partition.ExecOptions{
-			Args: req.Args, Env: req.Env, Cwd: req.Cwd,
-			Stdin: files[0], Stdout: files[1], Stderr: files[2],
-		})
-		if err != nil {
-			return control.Fail(err)
-		}
-		return &control.Response{OK: true, ExitCode: code}
-	case "reset-failed":
-		if req.Name == "" {
-			for _, p := range m.set.All() {
-				p.ResetFailed()
-			}
-			return ok("failed states cleared")
-		}
-		p, err := part()
-		if err != nil {
-			return control.Fail(err)
-		}
-		p.ResetFailed()
-		return ok(fmt.Sprintf("%s: %s", p, p.Status().State))
-	case "reload":
-		report := m.Reload("metainit reload")
-		if len(report) == 0 {
-			return ok("nothing changed")
-		}
-		return ok(strings.Join(report, "\n"))
-	case "poweroff", "reboot", "halt":
-		e := map[string]pid1.Ending{"poweroff": pid1.Poweroff, "reboot": pid1.Reboot, "halt": pid1.Halt}[req.Verb]
-		go m.Shutdown(e, "metainit "+req.Verb)
-		return ok(req.Verb + " under way")
-	}
-	return control.Fail(fmt.Errorf("unknown verb %q", req.Verb))
 }

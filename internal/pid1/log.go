@@ -52,15 +52,34 @@ func (l *Log) AddFile(path string) error {
 
 // Printf logs one line, prefixed with the seconds since metainit started.
 func (l *Log) Printf(format string, args ...any) {
-	msg := strings.TrimRight(fmt.Sprintf(format, args...), "\n")
+	l.print(0, fmt.Sprintf(format, args...))
+}
+
+// print writes msg to the sinks from the first on (0 includes the console).
+func (l *Log) print(first int, msg string) {
+	msg = strings.TrimRight(msg, "\n")
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	line := fmt.Sprintf("[%9.3f] metainit: %s\n", time.Since(l.start).Seconds(), msg)
-	for _, w := range l.sinks {
+	for _, w := range l.sinks[first:] {
 		_, _ = io.WriteString(w, line)
 	}
 	if l.kmsg != nil {
 		// Priority 6 (info); the kernel adds its own timestamp.
 		_, _ = io.WriteString(l.kmsg, "<6>metainit: "+msg+"\n")
 	}
+}
+
+// Status prints a systemd-style status line on the console ("[  OK  ] …" or
+// "[FAILED] …") and logs it.
+func (l *Log) Status(ok bool, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	tag := "[  OK  ]"
+	if !ok {
+		tag = "[FAILED]"
+	}
+	l.mu.Lock()
+	_, _ = io.WriteString(l.sinks[0], tag+" "+msg+"\n")
+	l.mu.Unlock()
+	l.print(1, tag+" "+msg) // the console has it already
 }
