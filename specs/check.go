@@ -200,16 +200,23 @@ func (r *Report) checkSpec(b *partition.Bundle) {
 				s.Mounts = append(s.Mounts, rspec.Mount{Destination: "/run", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=755"}})
 			})
 	}
-	if res := s.Linux.Resources; res != nil && len(res.Devices) > 0 && !res.Devices[0].Allow && res.Devices[0].Access == "rwm" {
-		allowed := 0
-		for _, d := range res.Devices[1:] {
-			if d.Allow {
-				allowed++
-			}
-		}
-		if allowed == 0 && len(s.Linux.Devices) == 0 {
-			r.add(Warning, "linux.resources.devices", "every device is denied but the standard nodes metainit adds (null, zero, full, random, urandom, tty, console, ptmx, pts): the partition owns no hardware",
-				"add allow rules and linux.devices entries for each device the partition should own (a disk, /dev/net/tun, /dev/fuse)", nil)
+	// A device node the spec creates but its cgroup rules deny: the node is
+	// there and every open of it fails with EPERM. (metainit, like runc,
+	// allows the standard nodes itself: null, zero, full, random, urandom,
+	// tty, console, ptmx, pts.)
+	for i, d := range s.Linux.Devices {
+		if !deviceAllowed(s.Linux.Resources, d) {
+			dev := d
+			r.add(Error, fmt.Sprintf("linux.devices[%d]", i), fmt.Sprintf("%s is created but linux.resources.devices denies it: opening it fails with EPERM", d.Path),
+				fmt.Sprintf(`add {"allow": true, "type": %q, "major": %d, "minor": %d, "access": "rwm"} to linux.resources.devices`, d.Type, d.Major, d.Minor),
+				func(s *rspec.Spec) {
+					if s.Linux.Resources == nil {
+						s.Linux.Resources = &rspec.LinuxResources{}
+					}
+					major, minor := dev.Major, dev.Minor
+					s.Linux.Resources.Devices = append(s.Linux.Resources.Devices,
+						rspec.LinuxDeviceCgroup{Allow: true, Type: dev.Type, Major: &major, Minor: &minor, Access: "rwm"})
+				})
 		}
 	}
 	if _, ok := s.Annotations[partition.AnnInit]; !ok {
@@ -306,4 +313,27 @@ func (r *Report) Fix() (int, error) {
 		return 0, err
 	}
 	return n, os.WriteFile(file, append(data, '\n'), 0o644)
+}
+
+// deviceAllowed applies the cgroup device rules in order, as the kernel's
+// device controller does with runc's rules: the last matching rule wins, and
+// with no rules at all everything is allowed.
+func deviceAllowed(res *rspec.LinuxResources, d rspec.LinuxDevice) bool {
+	if res == nil || len(res.Devices) == 0 {
+		return true
+	}
+	allowed := false
+	for _, rule := range res.Devices {
+		if rule.Type != "" && rule.Type != "a" && rule.Type != d.Type {
+			continue
+		}
+		if (rule.Major != nil && *rule.Major != d.Major) || (rule.Minor != nil && *rule.Minor != d.Minor) {
+			continue
+		}
+		if rule.Access != "" && !strings.Contains(rule.Access, "r") && !strings.Contains(rule.Access, "w") {
+			continue
+		}
+		allowed = rule.Allow
+	}
+	return allowed
 }
