@@ -37,10 +37,14 @@ var machineMounts = []mount{
 	{"cgroup2", "/sys/fs/cgroup", "cgroup2", nsd | unix.MS_NOEXEC, "nsdelegate"},
 }
 
-// MountMachine mounts what is not mounted yet. Errors are collected, not
-// fatal: a PID 1 that stops on a failed mount leaves the machine unusable.
+// MountMachine makes / writable (see remountRootRW) and mounts what is not
+// mounted yet. Errors are collected, not fatal: a PID 1 that stops on a failed
+// mount leaves the machine unusable.
 func MountMachine(logf func(string, ...any)) error {
 	var errs []string
+	if err := remountRootRW(logf); err != nil {
+		errs = append(errs, err.Error())
+	}
 	for _, m := range machineMounts {
 		if isMountPoint(m.target) {
 			continue
@@ -59,6 +63,56 @@ func MountMachine(logf func(string, ...any)) error {
 		return fmt.Errorf("%s", strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// remountRootRW remounts / read-write, as a machine's init does
+// (systemd-remount-fs, sysvinit's checkroot.sh): boot loaders pass `ro` so
+// that the initramfs can fsck the root filesystem before anything writes to it
+// (Debian's does), and leave the read-write remount to init. Without it the
+// log, the control socket's siblings and every partition whose rootfs lives on
+// the root disk are read-only. An /etc/fstab entry for / with the option `ro`
+// keeps / read-only, as it would under systemd.
+func remountRootRW(logf func(string, ...any)) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/", &st); err != nil {
+		return fmt.Errorf("statfs /: %w", err)
+	}
+	if st.Flags&unix.ST_RDONLY == 0 {
+		return nil
+	}
+	if fstabRootReadOnly() {
+		logf("/ stays read-only (ro in /etc/fstab)")
+		return nil
+	}
+	// MS_REMOUNT replaces the mount's flags: keep those / has (ST_* and MS_*
+	// share their values for these), drop only read-only.
+	keep := uintptr(st.Flags) & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC |
+		unix.MS_SYNCHRONOUS | unix.MS_NOATIME | unix.MS_NODIRATIME | unix.MS_RELATIME)
+	if err := unix.Mount("", "/", "", unix.MS_REMOUNT|keep, ""); err != nil {
+		return fmt.Errorf("remount / read-write: %w", err)
+	}
+	logf("remounted / read-write")
+	return nil
+}
+
+// fstabRootReadOnly reports whether /etc/fstab mounts / with the option ro.
+func fstabRootReadOnly() bool {
+	b, err := os.ReadFile("/etc/fstab")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 4 || strings.HasPrefix(f[0], "#") || f[1] != "/" {
+			continue
+		}
+		for _, o := range strings.Split(f[3], ",") {
+			if o == "ro" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // isMountPoint reports whether path is the root of a mount (it differs from
