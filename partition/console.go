@@ -163,10 +163,24 @@ func (c *Console) Subscribers() int {
 
 func (c *Console) String() string { return fmt.Sprintf("console of partition %s", c.name) }
 
+// closeFile closes the log file; the next chunk opens it again.
+func (c *Console) closeFile() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.file != nil {
+		c.file.Close()
+		c.file = nil
+	}
+}
+
 // pump copies a pty master into the console until the pty closes. It must
 // never stop reading while the partition lives: a full pty blocks the init.
+// Once the pty closes (the init is gone) the log file is closed too: a file
+// left open for writing keeps the machine's shutdown from remounting /
+// read-only.
 func pump(master *os.File, c *Console) {
 	defer func() { recover() }() //nolint:errcheck // logging must not take PID 1 down
+	defer c.closeFile()
 	defer master.Close()
 	buf := make([]byte, 32<<10)
 	for {

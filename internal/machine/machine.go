@@ -258,7 +258,7 @@ func (m *Machine) Shutdown(e pid1.Ending, why string) {
 	m.mu.Lock()
 	final := *m.ending
 	m.mu.Unlock()
-	pid1.Finish(final, !m.cfg.Nested, m.reaper, m.log.Printf)
+	pid1.Finish(final, !m.cfg.Nested, m.reaper, m.log)
 }
 
 // partitionRequest is a partition's init asking for the whole machine to

@@ -50,6 +50,20 @@ func (l *Log) AddFile(path string) error {
 	return nil
 }
 
+// CloseFiles closes the files AddFile attached; the console and the kernel
+// log stay. A machine's shutdown calls it before remounting / read-only,
+// which a file still open for writing makes fail with EBUSY.
+func (l *Log) CloseFiles() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, w := range l.sinks[1:] {
+		if c, ok := w.(io.Closer); ok {
+			_ = c.Close()
+		}
+	}
+	l.sinks = l.sinks[:1]
+}
+
 // Printf logs one line, prefixed with the seconds since metainit started.
 func (l *Log) Printf(format string, args ...any) {
 	l.print(0, fmt.Sprintf(format, args...))
