@@ -77,16 +77,16 @@ func timeline(lines []Line, mark int) []stamp {
 	return out
 }
 
-// timeline prints one boot's timeline into the test log and returns when
-// the last partition became ready (since qemu started and since the kernel's
-// first line), zero when none did.
-func (s *scenario) timeline(title string, vm *VM, mark int) (ready, sinceKernel time.Duration) {
+// Timeline formats the timeline of the boot of vm whose console starts at
+// line mark, and returns when the last partition became ready (since qemu
+// started and since the kernel's first line), zero when none did.
+func Timeline(title string, vm *VM, mark int) (text string, ready, sinceKernel time.Duration) {
 	st := timeline(vm.Serial.Since(0), mark)
 	var b strings.Builder
 	fmt.Fprintf(&b, "TIMELINE %s\n", title)
 	fmt.Fprintf(&b, "  %9s  %9s  %s\n", "qemu s", "kernel s", "event")
 	if mark == 0 {
-		fmt.Fprintf(&b, "  %9.3f  %9s  %s\n", 0.0, "-", "qemu started ("+s.accel+")")
+		fmt.Fprintf(&b, "  %9.3f  %9s  %s\n", 0.0, "-", "qemu started ("+vm.cfg.Accel+")")
 	}
 	var kernelAt time.Duration
 	for _, e := range st {
@@ -109,9 +109,8 @@ func (s *scenario) timeline(title string, vm *VM, mark int) (ready, sinceKernel 
 		}
 	default:
 	}
-	s.t.Log(b.String())
 	if ready > 0 {
 		sinceKernel = ready - kernelAt
 	}
-	return ready, sinceKernel
+	return b.String(), ready, sinceKernel
 }
