@@ -172,6 +172,10 @@ func (p *Partition) execProcess(o ExecOptions) (*instance, *libcontainer.Process
 	if len(o.Args) == 0 {
 		return nil, nil, fmt.Errorf("%s: exec: no command given", p)
 	}
+	// The same rule as process.cwd: no working directory under /proc.
+	if err := checkCwd(o.Cwd); err != nil {
+		return nil, nil, fmt.Errorf("%s: exec: cwd: %w", p, err)
+	}
 	p.mu.Lock()
 	inst, state := p.inst, p.state
 	p.mu.Unlock()

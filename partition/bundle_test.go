@@ -35,6 +35,8 @@ func writeBundle(t *testing.T, name string, spec any) string {
 	switch s := spec.(type) {
 	case string:
 		data = []byte(s)
+	case []byte:
+		data = s
 	default:
 		var err error
 		if data, err = json.Marshal(s); err != nil {
@@ -79,7 +81,7 @@ func TestLoadBundleErrors(t *testing.T) {
 		"no pidns":      {edit(func(s *rspec.Spec) { s.Linux.Namespaces = s.Linux.Namespaces[1:] }), []string{"linux.namespaces", "pid"}},
 		"relative dest": {edit(func(s *rspec.Spec) { s.Mounts = []rspec.Mount{{Destination: "tmp", Type: "tmpfs"}} }), []string{"mounts[0].destination"}},
 		"annotation":    {edit(func(s *rspec.Spec) { s.Annotations = map[string]string{AnnOrder: "x"} }), []string{AnnOrder, `"x"`}},
-		"not utf8":      {"{\"ociVersion\": \"\xff\xfe\"}", []string{"UTF-8"}},
+		"not utf8":      {"{\"ociVersion\": \"\xff\xfe\"}", []string{"line 1, column 17: not valid UTF-8"}},
 		"huge":          {`{"ociVersion": "` + strings.Repeat("a", maxConfigSize) + `"}`, []string{"larger than"}},
 	}
 	for name, c := range cases {
@@ -107,6 +109,29 @@ func TestValidName(t *testing.T) {
 	for _, bad := range []string{"", ".", "..", "../x", "a/b", "-x", strings.Repeat("a", 64), "a b", "é"} {
 		if ValidName(bad) == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestCheckShape(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"a": [{"b": 1}, {"b": 2}], "c": {"b": 3}}`:                            "",
+		`{"a": [{"b": 1}, {"b": 2, "b": 3}]}`:                                   "field a[1].b: given twice",
+		`{"a": {"b": {"c": 1}, "d": 2, "d": 3}}`:                                "field a.d: given twice",
+		`{"a": 1, "a": 1}`:                                                      "field a: given twice",
+		`{"x": {"org.x/y": 1, "org.x/y": 2}}`:                                   `field x["org.x/y"]: given twice`,
+		`{"a": [], "b": [[], [1, {}]], "A": 1}`:                                 "", // case differs: two keys
+		`{"a": [[1], [2], [3, [4, {"z": 1, "z": 2}]]]}`:                         "field a[2][1][1].z: given twice",
+		`[` + strings.Repeat(`{"k":`, 31) + `1` + strings.Repeat(`}`, 31) + `]`: "",
+		`[` + strings.Repeat(`{"k":`, 32) + `1` + strings.Repeat(`}`, 32) + `]`: "field [0]" + strings.Repeat(".k", 31) + ": nested deeper than 32 levels",
+	} {
+		err := checkShape([]byte(in))
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if got != want {
+			t.Errorf("%.60s: got %q, want %q", in, got, want)
 		}
 	}
 }
