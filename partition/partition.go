@@ -101,6 +101,7 @@ type instance struct {
 	// consolePeer is metainit's own fd on the pty's slave side.
 	consolePeer *os.File
 	undoRoot    func()        // root.path "/": unbinds the machine's root view
+	undoHost    func()        // unmounts the tmpfs seen at /run/host
 	ready       chan struct{} // closed when ready
 	done        chan struct{} // closed when the init has exited and been cleaned up
 
@@ -232,6 +233,12 @@ func (p *Partition) launch(b *Bundle) (inst *instance, retErr error) {
 			}
 		}
 	}()
+	undoHost, err := mountHostDir(hostDir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", hostMount, err)
+	}
+	inst.undoHost = undoHost
+	cleanups = append(cleanups, undoHost)
 
 	env := []string{"container=metainit", "container_uuid=" + newUUID()}
 	if !hasEnv(b.Spec.Process.Env, "TERM") {
@@ -384,6 +391,9 @@ func (p *Partition) supervise(inst *instance) {
 	}
 	if inst.notify != nil {
 		inst.notify.Close()
+	}
+	if inst.undoHost != nil {
+		inst.undoHost()
 	}
 	if inst.consolePeer != nil {
 		inst.consolePeer.Close()
