@@ -5,7 +5,7 @@ BIN := bin/metainit
 GOFLAGS_BUILD := -trimpath -tags 'netgo osusergo' -ldflags '-s -w -extldflags -static -X main.version=$(shell git describe --always --dirty 2>/dev/null || echo dev)'
 SOURCES := $(shell find cmd internal partition specs -name '*.go' 2>/dev/null) go.mod go.sum
 
-.PHONY: build demo test test-unit test-integration rootfs clean
+.PHONY: build demo test test-unit test-integration rootfs clean fuzz
 
 build: $(BIN)
 
@@ -28,6 +28,16 @@ test-unit:
 
 test-integration: build rootfs
 	METAINIT_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m -v ./tests/...
+
+# A short run of each fuzz target (seeds in */testdata/fuzz); a finding is
+# written there as a new seed and fails the run. Minimizing is capped: by
+# default each new input is minimized for up to 60s, which would leave a
+# short run no time to fuzz.
+FUZZTIME ?= 30s
+FUZZFLAGS := -run '^$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x
+fuzz:
+	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzLoadBundle$$' ./partition/
+	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzDecode$$' ./internal/control/
 
 clean:
 	rm -rf bin
