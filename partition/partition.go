@@ -536,27 +536,52 @@ func (p *Partition) stop(a Action, final bool) error {
 	proto := ProtocolFor(settings.Kind, settings.StopSignal)
 	begin := time.Now()
 	p.logf("stopping (%s) via %s", a, proto)
-	if err := proto.Request(inst, a); err != nil {
+	if killed, err := p.request(inst, proto, a, settings.StopTimeout); err != nil {
 		p.logf("stop request failed, killing: %v", err)
 		p.kill(inst, fmt.Sprintf("stop request failed (%v), killed", err))
-	} else {
-		select {
-		case <-inst.done:
-			p.logf("stopped by its own protocol in %.2fs", time.Since(begin).Seconds())
-			p.announce(true, "Stopped %s (%.2fs)", p, time.Since(begin).Seconds())
-			return nil
-		case <-time.After(settings.StopTimeout):
-			msg := fmt.Sprintf("stop timed out after %s, killed", settings.StopTimeout)
-			p.logf("%s", msg)
-			p.announce(false, "%s: %s", p, msg)
-			p.kill(inst, msg)
-		}
+	} else if !killed {
+		p.logf("stopped by its own protocol in %.2fs", time.Since(begin).Seconds())
+		p.announce(true, "Stopped %s (%.2fs)", p, time.Since(begin).Seconds())
+		return nil
 	}
 	select {
 	case <-inst.done:
 		return nil
 	case <-time.After(10 * time.Second):
 		return fmt.Errorf("%s: stop: init pid %d still not gone 10s after SIGKILL", p, inst.pid)
+	}
+}
+
+// request asks the init to do a, by its protocol, and waits up to timeout
+// for it to exit; then it kills the partition. The request is repeated (after
+// 0.1s, 0.2s, 0.4s, …) while the init lives: an init that has not yet installed its
+// signal handlers — systemd, or a shell trap, a moment after start — never
+// sees a signal sent then, since the kernel delivers to a PID namespace's
+// init only the signals it handles. Every protocol here is idempotent.
+func (p *Partition) request(inst *instance, proto Protocol, a Action, timeout time.Duration) (killed bool, err error) {
+	deadline := time.After(timeout)
+	again := 100 * time.Millisecond
+	for {
+		if err := proto.Request(inst, a); err != nil {
+			select {
+			case <-inst.done: // it went away meanwhile: the request was heard
+				return false, nil
+			default:
+				return false, err
+			}
+		}
+		select {
+		case <-inst.done:
+			return false, nil
+		case <-time.After(again):
+			again *= 2
+		case <-deadline:
+			msg := fmt.Sprintf("stop timed out after %s, killed", timeout)
+			p.logf("%s", msg)
+			p.announce(false, "%s: %s", p, msg)
+			p.kill(inst, msg)
+			return true, nil
+		}
 	}
 }
 
