@@ -48,28 +48,31 @@ func (p *Partition) Usage() (Usage, bool) {
 	return u, true
 }
 
-// oomKills reads the OOM kill count: memory.events (v2) or
-// memory.oom_control (v1), both with an "oom_kill N" line.
+// oomKills reads the OOM kill count: memory.oom_control of the v1 memory
+// controller, else memory.events of cgroup2 (both have an "oom_kill N" line).
+// On a hybrid host "" names the unified hierarchy, which has no memory
+// controller there: v1 comes first.
 func oomKills(paths map[string]string) uint64 {
-	var file string
-	if dir, ok := paths[""]; ok {
-		file = filepath.Join(dir, "memory.events")
-	} else if dir, ok := paths["memory"]; ok {
-		file = filepath.Join(dir, "memory.oom_control")
-	} else {
-		return 0
+	for _, file := range []string{filepath.Join(paths["memory"], "memory.oom_control"), filepath.Join(paths[""], "memory.events")} {
+		if n, ok := readOOMKill(file); ok {
+			return n
+		}
 	}
+	return 0
+}
+
+func readOOMKill(file string) (uint64, bool) {
 	f, err := os.Open(file)
 	if err != nil {
-		return 0
+		return 0, false
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "oom_kill "); ok {
-			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-			return n
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			return n, err == nil
 		}
 	}
-	return 0
+	return 0, false
 }

@@ -29,6 +29,9 @@ func (m *Machine) handle(sess *control.Session, req *control.Request) *control.R
 		}
 		return m.set.Get(req.Name)
 	}
+	if req.Verb == "debug-panic" && faultsEnabled() {
+		panic("injected by debug-panic (METAINIT_TEST_FAULTS)")
+	}
 	switch req.Verb {
 	case "list":
 		var st []partition.Status
@@ -231,3 +234,8 @@ func rssKiB() int {
 	}
 	return 0
 }
+
+// faultsEnabled turns on fault injection for tests: the verb debug-panic
+// panics inside a control handler, to prove the recovery. It is read from
+// PID 1's environment, which only whoever starts PID 1 controls.
+func faultsEnabled() bool { return os.Getenv("METAINIT_TEST_FAULTS") == "1" }
