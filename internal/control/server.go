@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -70,10 +71,14 @@ func (s *Server) Close() error { return s.ln.Close() }
 
 func (s *Server) serveConn(conn *net.UnixConn) {
 	if err := checkPeer(conn); err != nil {
+		// Take the request off the socket first: closing with it unread would
+		// reset the connection, and the client would never see why.
+		_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+		_, _ = conn.Read(make([]byte, 1))
 		_ = writeJSON(conn, Fail(err))
 		return
 	}
-	buf := make([]byte, MaxMessage)
+	buf := make([]byte, packetSize(conn))
 	oob := make([]byte, unix.CmsgSpace(3*4))
 	n, oobn, flags, _, err := conn.ReadMsgUnix(buf, oob)
 	if err != nil {
@@ -107,6 +112,31 @@ func (s *Server) serveConn(conn *net.UnixConn) {
 		return
 	}
 	_ = writeJSON(conn, resp)
+}
+
+// packetSize is a receive buffer for the request waiting on conn: one byte
+// more than the request (a receive with MSG_PEEK|MSG_TRUNC gives a packet's
+// length without consuming it), or MaxMessage as before when that cannot be
+// told or the request is larger (it then reads as truncated). Requests are a
+// few hundred bytes: a MaxMessage (1 MiB) buffer for each one made PID 1's
+// heap, and its RSS, grow by megabytes while anything polled it.
+func packetSize(conn *net.UnixConn) int {
+	size := MaxMessage
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return size
+	}
+	_ = raw.Read(func(fd uintptr) bool {
+		n, _, err := unix.Recvfrom(int(fd), nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+		if err == unix.EAGAIN {
+			return false // wait for the request
+		}
+		if err == nil && n < MaxMessage {
+			size = n + 1
+		}
+		return true
+	})
+	return size
 }
 
 // readPackets delivers the client's packets until it hangs up, then cancels
