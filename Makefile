@@ -5,7 +5,7 @@ BIN := bin/metainit
 GOFLAGS_BUILD := -trimpath -tags 'netgo osusergo' -ldflags '-s -w -extldflags -static -X main.version=$(shell git describe --always --dirty 2>/dev/null || echo dev)'
 SOURCES := $(shell find cmd internal partition specs -name '*.go' 2>/dev/null) go.mod go.sum
 
-.PHONY: build demo test test-unit test-integration rootfs clean fuzz
+.PHONY: build demo test test-unit test-integration test-long test-race rootfs clean fuzz
 
 build: $(BIN)
 
@@ -27,7 +27,19 @@ test-unit:
 	$(GO) test -race -count=1 ./cmd/... ./internal/... ./partition/... ./specs/...
 
 test-integration: build rootfs
-	METAINIT_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m -v ./tests/...
+	METAINIT_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m -v ./tests/
+
+# The slow half, which .ci/run also runs: the integration tests once more
+# against a metainit built with the race detector (halting on the first race,
+# which the tests then see as a dead PID 1), and a short fuzz run.
+BIN_RACE := bin/metainit-race
+$(BIN_RACE): $(SOURCES)
+	CGO_ENABLED=1 $(GO) build -race -o $@ ./cmd/metainit
+
+test-race: $(BIN_RACE) rootfs
+	GORACE=halt_on_error=1 METAINIT_BIN=$(CURDIR)/$(BIN_RACE) $(GO) test -count=1 -timeout 40m -v ./tests/
+
+test-long: test-race fuzz
 
 # A short run of each fuzz target (seeds in */testdata/fuzz); a finding is
 # written there as a new seed and fails the run. Minimizing is capped: by

@@ -366,6 +366,9 @@ func (in *Instance) cleanup() {
 			t.Errorf("cgroups left behind: %v", left)
 		}
 	}
+	if strings.Contains(in.Log(), "WARNING: DATA RACE") {
+		t.Errorf("the race detector found a data race in metainit")
+	}
 	for i := len(in.mounts) - 1; i >= 0; i-- {
 		if err := unix.Unmount(in.mounts[i], 0); err != nil {
 			t.Errorf("unmount %s: %v", in.mounts[i], err)
