@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -322,6 +324,9 @@ func (p *Partition) launch(b *Bundle) (inst *instance, retErr error) {
 	}
 	inst.pid, _ = proc.Pid()
 	done(inst.pid)
+	if err := waitExec(inst.pid, execTarget(rootfs, b.Init)); err != nil {
+		p.logf("%v", err)
+	}
 
 	if consoleCh != nil {
 		select {
@@ -347,6 +352,55 @@ func (p *Partition) launch(b *Bundle) (inst *instance, retErr error) {
 		})
 	}
 	return inst, nil
+}
+
+// execTarget is the file the kernel runs for init inside rootfs: init itself,
+// or the interpreter its "#!" line names.
+func execTarget(rootfs, init string) string {
+	f, err := os.Open(filepath.Join(rootfs, init))
+	if err != nil {
+		return filepath.Join(rootfs, init)
+	}
+	defer f.Close()
+	head := make([]byte, 256)
+	n, _ := f.Read(head)
+	if n > 2 && string(head[:2]) == "#!" {
+		line := strings.SplitN(string(head[2:n]), "\n", 2)[0]
+		if fields := strings.Fields(line); len(fields) > 0 {
+			if interp, err := resolveInRoot(rootfs, fields[0]); err == nil {
+				return filepath.Join(rootfs, interp)
+			}
+		}
+	}
+	return filepath.Join(rootfs, init)
+}
+
+// waitExec returns once the process pid runs the init binary. libcontainer's
+// Run returns when its own init stage (metainit init, a Go program) has been
+// let go, a moment before that stage calls execve. A signal that lands in
+// between is taken by the Go runtime, which exits with status 2: the stop
+// protocol's signal would kill the partition instead of asking it to stop,
+// and a reboot request would look like a crash. So Start means "exec done".
+func waitExec(pid int, initPath string) error {
+	var want unix.Stat_t
+	if err := unix.Stat(initPath, &want); err != nil {
+		return fmt.Errorf("cannot tell when the init has started: %w", err)
+	}
+	exe := "/proc/" + strconv.Itoa(pid) + "/exe"
+	deadline := time.Now().Add(2 * time.Second)
+	for delay := 50 * time.Microsecond; ; delay = min(2*delay, 5*time.Millisecond) {
+		var got unix.Stat_t
+		if err := unix.Stat(exe, &got); err != nil {
+			return nil // gone already: supervise reports how it ended
+		}
+		if got.Dev == want.Dev && got.Ino == want.Ino {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("init pid %d has not exec'd %s after 2s", pid, initPath)
+		}
+		time.Sleep(delay)
+	}
 }
 
 func hasEnv(env []string, name string) bool {
