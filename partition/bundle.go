@@ -341,7 +341,10 @@ func checkLinux(s *specs.Spec, ns map[specs.LinuxNamespaceType]bool) error {
 		}
 	}
 	switch l.RootfsPropagation {
-	case "", "private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable":
+	case "", "private", "rprivate", "slave", "rslave", "unbindable", "runbindable":
+	case "shared", "rshared":
+		// Every mount the partition's init makes would appear on the machine.
+		return fmt.Errorf("field linux.rootfsPropagation: %q would let the partition's mounts reach the machine; use rslave (the default) or rprivate", l.RootfsPropagation)
 	default:
 		return fmt.Errorf("field linux.rootfsPropagation: unknown propagation %q", l.RootfsPropagation)
 	}

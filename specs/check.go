@@ -127,6 +127,17 @@ func (r *Report) checkSpec(b *partition.Bundle) {
 					s.Process.Capabilities = &rspec.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
 				})
 		}
+		if p.Capabilities != nil && slices.Contains(p.Capabilities.Bounding, "CAP_DAC_READ_SEARCH") {
+			r.add(Warning, "process.capabilities", "CAP_DAC_READ_SEARCH lets the partition open any file of a file system it has a mount of, by handle (open_by_handle_at: the \"shocker\" escape from a directory rootfs)",
+				"drop CAP_DAC_READ_SEARCH unless the partition needs it",
+				func(s *rspec.Spec) {
+					c := s.Process.Capabilities
+					drop := func(l []string) []string {
+						return slices.DeleteFunc(l, func(x string) bool { return x == "CAP_DAC_READ_SEARCH" })
+					}
+					c.Bounding, c.Effective, c.Permitted, c.Inheritable, c.Ambient = drop(c.Bounding), drop(c.Effective), drop(c.Permitted), drop(c.Inheritable), drop(c.Ambient)
+				})
+		}
 		if !p.Terminal {
 			r.add(Warning, "process.terminal", "no console: systemd's console-getty and any getty on /dev/console fail, and `metainit console` has nothing to attach to",
 				`set "terminal": true`, func(s *rspec.Spec) { s.Process.Terminal = true })
