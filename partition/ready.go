@@ -17,24 +17,32 @@ import (
 //   sysvinit  the default runlevel is reached and its rc scripts are done
 //   busybox   and generic: as soon as the init runs (nothing more can be seen)
 
+// readyPoll is how often sysvinit's readiness is probed (its probe reads
+// every process of the partition).
 const readyPoll = 50 * time.Millisecond
+
+// runitPoll is how often runit's is: its probe reads two or three small files
+// whatever the partition runs, and at 50ms the readiness of a runit that
+// boots in ~0.4s was seen 25ms late on average (now ~2ms).
+const runitPoll = 5 * time.Millisecond
 
 // watchReady marks the instance ready when its kind's condition holds.
 func (p *Partition) watchReady(inst *instance) {
 	defer recoverLog(p.logf, "watchReady")
 	var probe func(*instance) bool
+	every := readyPoll
 	switch inst.bundle.Settings.Kind {
 	case KindSystemd:
 		return // the notify socket does it
 	case KindRunit:
-		probe = runitReady
+		probe, every = runitReady, runitPoll
 	case KindSysvinit:
 		probe = sysvinitReady
 	default:
 		p.markReady(inst)
 		return
 	}
-	tick := time.NewTicker(readyPoll)
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	deadline := time.After(inst.bundle.Settings.ReadyTimeout)
 	for {
@@ -69,9 +77,17 @@ func comms(inst *instance) []string {
 	return out
 }
 
+// runitReady: runit runs stage 2 (/etc/runit/2, which execs runsvdir) as its
+// own child, so only the init's children are looked at, not every process of
+// the partition (stage 1 runs hundreds of short ones).
 func runitReady(inst *instance) bool {
-	for _, c := range comms(inst) {
-		if c == "runsvdir" {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(inst.pid) + "/task/" + strconv.Itoa(inst.pid) + "/children")
+	if err != nil {
+		return false
+	}
+	for _, f := range strings.Fields(string(b)) {
+		c, err := os.ReadFile("/proc/" + f + "/comm")
+		if err == nil && strings.TrimSpace(string(c)) == "runsvdir" {
 			return true
 		}
 	}
