@@ -6,6 +6,7 @@ package partition
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -102,10 +103,11 @@ type instance struct {
 	console *os.File // pty master of the partition's /dev/console
 	// consolePeer is metainit's own fd on the pty's slave side.
 	consolePeer *os.File
-	undoRoot    func()        // root.path "/": unbinds the machine's root view
-	undoHost    func()        // unmounts the tmpfs seen at /run/host
-	ready       chan struct{} // closed when ready
-	done        chan struct{} // closed when the init has exited and been cleaned up
+	undoRoot    func()            // root.path "/": unbinds the machine's root view
+	undoHost    func()            // unmounts the tmpfs seen at /run/host
+	cgroupPaths map[string]string // controller (v1) or "" (v2) → cgroup dir
+	ready       chan struct{}     // closed when ready
+	done        chan struct{}     // closed when the init has exited and been cleaned up
 
 	// Guarded by Partition.mu.
 	readyIn    time.Duration
@@ -324,6 +326,10 @@ func (p *Partition) launch(b *Bundle) (inst *instance, retErr error) {
 	}
 	inst.pid, _ = proc.Pid()
 	done(inst.pid)
+	if st, err := c.State(); err == nil {
+		// A copy: libcontainer's map changes under us when the container is destroyed.
+		inst.cgroupPaths = maps.Clone(st.CgroupPaths)
+	}
 	if err := waitExec(inst.pid, execTarget(rootfs, b.Init)); err != nil {
 		p.logf("%v", err)
 	}
@@ -615,8 +621,13 @@ func (p *Partition) stop(a Action, final bool) error {
 func (p *Partition) request(inst *instance, proto Protocol, a Action, timeout time.Duration) (killed bool, err error) {
 	deadline := time.After(timeout)
 	again := 100 * time.Millisecond
+	delivered := false
 	for {
-		if err := proto.Request(inst, a); err != nil {
+		// A repeat that fails is no news: the init is on its way out (its
+		// /proc/PID/root vanishes as it exits). Only a first failure counts.
+		if err := proto.Request(inst, a); err == nil {
+			delivered = true
+		} else if !delivered {
 			select {
 			case <-inst.done: // it went away meanwhile: the request was heard
 				return false, nil

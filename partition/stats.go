@@ -42,9 +42,7 @@ func (p *Partition) Usage() (Usage, bool) {
 	if u.MemoryLimit > 1<<60 { // "max"
 		u.MemoryLimit = 0
 	}
-	if state, err := inst.c.State(); err == nil {
-		u.OOMKills = oomKills(state.CgroupPaths)
-	}
+	u.OOMKills = oomKills(inst.cgroupPaths)
 	return u, true
 }
 

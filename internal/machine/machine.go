@@ -112,12 +112,11 @@ func (m *Machine) setup() {
 		m.log.Printf("command line options: %s", m.opts)
 	}
 
+	// The socket exists from here on; clients wait in its backlog until the
+	// partitions are loaded and it is served (handlers read m.set).
 	ctl, err := control.Listen(filepath.Join(cfg.RunDir, "control.sock"), m.handle, m.log.Printf)
 	if err != nil {
 		m.log.Printf("%v", err)
-	} else {
-		m.ctl = ctl
-		go ctl.Serve()
 	}
 	opts := &partition.Options{
 		RunDir:       cfg.RunDir,
@@ -133,6 +132,10 @@ func (m *Machine) setup() {
 		m.log.Printf("%v", err)
 	}
 	m.set = set
+	if ctl != nil {
+		m.ctl = ctl
+		go ctl.Serve()
+	}
 }
 
 func (m *Machine) startPartitions() {
