@@ -318,3 +318,34 @@ func TestReloadAddsAndRemoves(t *testing.T) {
 	}
 	in.WaitState("runit", partition.StateReady, 60*time.Second)
 }
+
+// A second request during shutdown upgrades a halt to a poweroff, or is
+// ignored; it never starts the sequence again.
+func TestSecondShutdownRequest(t *testing.T) {
+	in := NewInstance(t)
+	in.AddPartition("slow", "generic", func(s *rspec.Spec) {
+		// Takes a second to stop, so the later requests land during shutdown.
+		s.Process.Args = []string{"/bin/busybox", "sh", "-c", `trap "sleep 1; exit 0" TERM; sleep 100000 & wait`}
+	})
+	in.Boot()
+	in.WaitState("slow", partition.StateReady, 30*time.Second)
+	in.MustCLI("halt")
+	time.Sleep(200 * time.Millisecond)
+	in.MustCLI("poweroff")
+	in.MustCLI("reboot")
+	if code := in.WaitExit(30 * time.Second); code != 0 {
+		t.Fatalf("instance exited %d", code)
+	}
+	log := in.Log()
+	for _, want := range []string{"shutdown: halt requested", "shutdown: upgraded to poweroff", "poweroff already under way; reboot", "shutdown: poweroff\n"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	if n := strings.Count(log, "partition slow: stopping"); n != 1 {
+		t.Errorf("the partition was asked to stop %d times by separate shutdowns", n)
+	}
+	if strings.Contains(log, "instance rebooted") {
+		t.Error("the ignored reboot rebooted the instance")
+	}
+}
