@@ -190,24 +190,32 @@ func (s *Set) StartAll(sel Selection) int {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer recoverLog(s.opts.Logf, "start "+p.name)
-				if err := s.awaitDeps(p, sel); err != nil {
-					p.Invalidate(err)
-					s.opts.Logf("%v", err)
-					return
+				if s.startOne(p, sel) {
+					mu.Lock()
+					n++
+					mu.Unlock()
 				}
-				if err := p.Start(); err != nil {
-					s.opts.Logf("%v", err)
-					return
-				}
-				mu.Lock()
-				n++
-				mu.Unlock()
 			}()
 		}
 		wg.Wait()
 	}
 	return n
+}
+
+// startOne starts p once the partitions it is to start after are ready,
+// and reports whether it started. Failures are logged and kept in p's state.
+func (s *Set) startOne(p *Partition, sel Selection) (started bool) {
+	defer recoverLog(s.opts.Logf, "start "+p.name)
+	if err := s.awaitDeps(p, sel); err != nil {
+		p.Invalidate(err)
+		s.opts.Logf("%v", err)
+		return false
+	}
+	if err := p.Start(); err != nil {
+		s.opts.Logf("%v", err)
+		return false
+	}
+	return true
 }
 
 // awaitDeps waits until every partition p is to start after is ready.
@@ -305,17 +313,7 @@ func (s *Set) Reload(sel Selection) []string {
 		if !sel.wants(p.name) {
 			continue
 		}
-		go func() {
-			defer recoverLog(s.opts.Logf, "start "+p.name)
-			if err := s.awaitDeps(p, sel); err != nil {
-				p.Invalidate(err)
-				s.opts.Logf("%v", err)
-				return
-			}
-			if err := p.Start(); err != nil {
-				s.opts.Logf("%v", err)
-			}
-		}()
+		go s.startOne(p, sel)
 	}
 	return report
 }
