@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 
@@ -28,7 +29,16 @@ import (
 
 // ContainerInit is the entry of "metainit init", the process libcontainer
 // re-executes inside a new partition. It never returns.
+//
+// Until it calls execve, this Go program is already PID 1 of the partition,
+// and metainit may already send it a stop request (Start returns a moment
+// before the exec). The Go runtime would exit on SIGTERM, SIGINT, SIGHUP or
+// SIGQUIT with status 2: the partition would die instead of being asked to
+// stop, and look as if it had crashed. Caught here, they are dropped; the
+// stop request is repeated until the real init has handled it. execve resets
+// caught signals to their defaults, so the init starts as it would anywhere.
 func ContainerInit() {
+	signal.Notify(make(chan os.Signal, 1), unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT)
 	libcontainer.Init()
 }
 

@@ -9,8 +9,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -330,9 +328,6 @@ func (p *Partition) launch(b *Bundle) (inst *instance, retErr error) {
 		// A copy: libcontainer's map changes under us when the container is destroyed.
 		inst.cgroupPaths = maps.Clone(st.CgroupPaths)
 	}
-	if err := waitExec(inst.pid, execTarget(rootfs, b.Init)); err != nil {
-		p.logf("%v", err)
-	}
 
 	if consoleCh != nil {
 		select {
@@ -358,55 +353,6 @@ func (p *Partition) launch(b *Bundle) (inst *instance, retErr error) {
 		})
 	}
 	return inst, nil
-}
-
-// execTarget is the file the kernel runs for init inside rootfs: init itself,
-// or the interpreter its "#!" line names.
-func execTarget(rootfs, init string) string {
-	f, err := os.Open(filepath.Join(rootfs, init))
-	if err != nil {
-		return filepath.Join(rootfs, init)
-	}
-	defer f.Close()
-	head := make([]byte, 256)
-	n, _ := f.Read(head)
-	if n > 2 && string(head[:2]) == "#!" {
-		line := strings.SplitN(string(head[2:n]), "\n", 2)[0]
-		if fields := strings.Fields(line); len(fields) > 0 {
-			if interp, err := resolveInRoot(rootfs, fields[0]); err == nil {
-				return filepath.Join(rootfs, interp)
-			}
-		}
-	}
-	return filepath.Join(rootfs, init)
-}
-
-// waitExec returns once the process pid runs the init binary. libcontainer's
-// Run returns when its own init stage (metainit init, a Go program) has been
-// let go, a moment before that stage calls execve. A signal that lands in
-// between is taken by the Go runtime, which exits with status 2: the stop
-// protocol's signal would kill the partition instead of asking it to stop,
-// and a reboot request would look like a crash. So Start means "exec done".
-func waitExec(pid int, initPath string) error {
-	var want unix.Stat_t
-	if err := unix.Stat(initPath, &want); err != nil {
-		return fmt.Errorf("cannot tell when the init has started: %w", err)
-	}
-	exe := "/proc/" + strconv.Itoa(pid) + "/exe"
-	deadline := time.Now().Add(2 * time.Second)
-	for delay := 50 * time.Microsecond; ; delay = min(2*delay, 5*time.Millisecond) {
-		var got unix.Stat_t
-		if err := unix.Stat(exe, &got); err != nil {
-			return nil // gone already: supervise reports how it ended
-		}
-		if got.Dev == want.Dev && got.Ino == want.Ino {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("init pid %d has not exec'd %s after 2s", pid, initPath)
-		}
-		time.Sleep(delay)
-	}
 }
 
 func hasEnv(env []string, name string) bool {
@@ -613,14 +559,15 @@ func (p *Partition) stop(a Action, final bool) error {
 }
 
 // request asks the init to do a, by its protocol, and waits up to timeout
-// for it to exit; then it kills the partition. The request is repeated (after
-// 0.1s, 0.2s, 0.4s, …) while the init lives: an init that has not yet installed its
-// signal handlers — systemd, or a shell trap, a moment after start — never
-// sees a signal sent then, since the kernel delivers to a PID namespace's
-// init only the signals it handles. Every protocol here is idempotent.
+// for it to exit; then it kills the partition. The request is repeated
+// (after 20ms, 40ms, 80ms, … up to every 2s) while the init lives: an init
+// that has not yet installed its signal handlers (libcontainer's init stage,
+// systemd or a shell trap a moment after start) never sees a signal sent
+// then, since the kernel delivers to a PID namespace's init only the signals
+// it handles. Every protocol here is idempotent.
 func (p *Partition) request(inst *instance, proto Protocol, a Action, timeout time.Duration) (killed bool, err error) {
 	deadline := time.After(timeout)
-	again := 100 * time.Millisecond
+	again := 20 * time.Millisecond
 	delivered := false
 	for {
 		// A repeat that fails is no news: the init is on its way out (its
@@ -639,7 +586,7 @@ func (p *Partition) request(inst *instance, proto Protocol, a Action, timeout ti
 		case <-inst.done:
 			return false, nil
 		case <-time.After(again):
-			again *= 2
+			again = min(2*again, 2*time.Second)
 		case <-deadline:
 			msg := fmt.Sprintf("stop timed out after %s, killed", timeout)
 			p.logf("%s", msg)
