@@ -39,8 +39,9 @@ type Machine struct {
 	rescue  *pid1.Rescue
 	started time.Time
 
-	mu     sync.Mutex
-	ending *pid1.Ending // set once shutdown began
+	mu           sync.Mutex
+	ending       pid1.Ending // how the machine ends, once shuttingDown
+	shuttingDown bool
 }
 
 func (m *Machine) String() string {
@@ -158,7 +159,7 @@ func (m *Machine) startPartitions() {
 func (m *Machine) startRescue() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.rescue != nil || m.ending != nil {
+	if m.rescue != nil || m.shuttingDown {
 		return
 	}
 	in, out := os.Stdin, os.Stdout
@@ -228,17 +229,17 @@ func (m *Machine) onSignal(s syscall.Signal) {
 func (m *Machine) Shutdown(e pid1.Ending, why string) {
 	defer m.recover("shutdown")
 	m.mu.Lock()
-	if m.ending != nil {
-		if *m.ending == pid1.Halt && e == pid1.Poweroff {
-			*m.ending = pid1.Poweroff
+	if m.shuttingDown {
+		if m.ending == pid1.Halt && e == pid1.Poweroff {
+			m.ending = pid1.Poweroff
 			m.log.Printf("shutdown: upgraded to poweroff (%s)", why)
 		} else {
-			m.log.Printf("shutdown: %s already under way; %s (%s) ignored", *m.ending, e, why)
+			m.log.Printf("shutdown: %s already under way; %s (%s) ignored", m.ending, e, why)
 		}
 		m.mu.Unlock()
 		return
 	}
-	m.ending = &e
+	m.ending, m.shuttingDown = e, true
 	rescue := m.rescue
 	m.mu.Unlock()
 
@@ -259,7 +260,7 @@ func (m *Machine) Shutdown(e pid1.Ending, why string) {
 		pid1.RemoveCgroupTree(m.cfg.CgroupParent, m.log.Printf)
 	}
 	m.mu.Lock()
-	final := *m.ending
+	final := m.ending
 	m.mu.Unlock()
 	pid1.Finish(final, !m.cfg.Nested, m.reaper, m.log)
 }
