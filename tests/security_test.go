@@ -78,11 +78,14 @@ func secInstallProbe(t *testing.T, bdir string) {
 }
 
 // secSleeper makes a generic partition whose init is busybox sleep with a
-// marker argument, so that its processes can be recognised from anywhere.
-// As PID 1 of its namespace, sleep ignores SIGTERM: it is stopped by SIGKILL.
+// marker in its argument, so that its processes can be recognised from
+// anywhere. The marker is padded to days of sleep: a marker of "3" slept 3s,
+// and under a slow (-race) build the partition had exited before the test
+// looked. As PID 1 of its namespace, sleep ignores SIGTERM: it is stopped by
+// SIGKILL.
 func secSleeper(marker string) func(*rspec.Spec) {
 	return func(s *rspec.Spec) {
-		s.Process.Args = []string{"/bin/busybox", "sleep", marker}
+		s.Process.Args = []string{"/bin/busybox", "sleep", marker + "00000"}
 		s.Annotations[partition.AnnStopSignal] = "SIGKILL"
 	}
 }
@@ -889,7 +892,7 @@ func TestPartitionCannotReachOutside(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, l := range strings.Split(out, "\n") {
-		if f := strings.Fields(l); len(f) < 2 || !(f[0] == "1" && l == "1 /bin/busybox sleep 2001" || strings.HasSuffix(l, " /probe procs")) {
+		if f := strings.Fields(l); len(f) < 2 || !(f[0] == "1" && l == "1 /bin/busybox sleep 200100000" || strings.HasSuffix(l, " /probe procs")) {
 			t.Errorf("attacker sees a process not its own: %q", l)
 		}
 	}
