@@ -217,6 +217,14 @@ func (p *Partition) Start() error {
 	return nil
 }
 
+// startMu serializes libcontainer's start of an init. Its cgroup v1 code fills
+// package variables lazily while applying a container's resources
+// (opencontainers/cgroups fs/blkio.go, detectWeightFilenames) without a lock,
+// so two partitions starting at once race there (found by the -race run of
+// the integration tests). The inits still boot concurrently; only the ~15 ms
+// each of creating them is taken in turn.
+var startMu sync.Mutex
+
 // launch creates the container and runs the init in it.
 func (p *Partition) launch(b *Bundle) (inst *instance, retErr error) {
 	hostDir := filepath.Join(p.opts.RunDir, "partitions", p.name, "host")
@@ -317,7 +325,9 @@ func (p *Partition) launch(b *Bundle) (inst *instance, retErr error) {
 
 	done := p.opts.Owner.Spawning()
 	inst.started = time.Now()
+	startMu.Lock()
 	err = c.Run(proc)
+	startMu.Unlock()
 	if err != nil {
 		done()
 		return nil, fmt.Errorf("run %s: %w", b.Spec.Process.Args[0], err)
