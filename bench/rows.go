@@ -14,6 +14,7 @@ import (
 
 	"github.com/metainit/metainit/internal/control"
 	"github.com/metainit/metainit/partition"
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // row is one line of the table.
@@ -201,23 +202,11 @@ func (e *env) rowsSystemd(c cfg, rootfs map[string]string) []row {
 	fail := func(err error) []row {
 		return []row{failedRow("2", fig2, err), failedRow("3", fig3, err), failedRow("4", fig4, err)}
 	}
-	sysRoot, err := e.overlay("systemd-metainit", rootfs["systemd"])
-	if err != nil {
-		return fail(err)
-	}
-	runitRoot, err := e.overlay("runit-metainit", rootfs["runit"])
+	sysSpec, runitSpec, err := e.systemdRunitSpecs(rootfs)
 	if err != nil {
 		return fail(err)
 	}
 	nsRoot, err := e.overlay("systemd-nspawn", rootfs["systemd"])
-	if err != nil {
-		return fail(err)
-	}
-	sysSpec, err := initSpec("systemd", sysRoot)
-	if err != nil {
-		return fail(err)
-	}
-	runitSpec, err := initSpec("runit", runitRoot)
 	if err != nil {
 		return fail(err)
 	}
@@ -484,23 +473,11 @@ func (e *env) rowsMemory(c cfg, rootfs map[string]string) []row {
 	fail := func(err error) []row {
 		return []row{failedRow("5a", fig5a, err), failedRow("5b", fig5b, err), failedRow("5c", fig5c, err)}
 	}
-	sysRoot, err := e.overlay("systemd-metainit", rootfs["systemd"])
-	if err != nil {
-		return fail(err)
-	}
-	runitRoot, err := e.overlay("runit-metainit", rootfs["runit"])
+	sysSpec, runitSpec, err := e.systemdRunitSpecs(rootfs)
 	if err != nil {
 		return fail(err)
 	}
 	bbRoot, err := e.overlay("busybox", rootfs["busybox"])
-	if err != nil {
-		return fail(err)
-	}
-	sysSpec, err := initSpec("systemd", sysRoot)
-	if err != nil {
-		return fail(err)
-	}
-	runitSpec, err := initSpec("runit", runitRoot)
 	if err != nil {
 		return fail(err)
 	}
@@ -803,4 +780,22 @@ func (e *env) rowReap(c cfg, rootfs map[string]string) []row {
 	}
 	return []row{ratioRow(row{ID: "7", Figure: fig, Unit: "ms", Metainit: summarize(mi), Peer: "tini (PID 1 of unshare --pid)", PeerStat: ptr(summarize(ti)),
 		Goal: "≤ 1.0× tini", Note: "orphans made by a process nsenter'ed into the PID namespace; clock from their parent's exit to pids.current = 0 (zombies stay charged until reaped)"}, 1.0)}
+}
+
+// systemdRunitSpecs lays fresh overlays of the systemd and runit trees and
+// returns the specs metainit boots them with (rows 2-5 share the pair).
+func (e *env) systemdRunitSpecs(rootfs map[string]string) (sys, runit *rspec.Spec, err error) {
+	sysRoot, err := e.overlay("systemd-metainit", rootfs["systemd"])
+	if err != nil {
+		return nil, nil, err
+	}
+	runitRoot, err := e.overlay("runit-metainit", rootfs["runit"])
+	if err != nil {
+		return nil, nil, err
+	}
+	if sys, err = initSpec("systemd", sysRoot); err != nil {
+		return nil, nil, err
+	}
+	runit, err = initSpec("runit", runitRoot)
+	return sys, runit, err
 }
