@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/metainit/metainit/internal/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -54,9 +55,9 @@ func bindHostRoot(dir string) (undo func(), err error) {
 	}
 	// Disk-backed mounts below /, parents first (mountinfo order may differ).
 	var subs []string
-	for _, m := range hostMounts() {
-		if m.target != "/" && !apiFS[m.fstype] && !strings.HasPrefix(m.target, dir) {
-			subs = append(subs, m.target)
+	for _, m := range mountinfo.Read() {
+		if m.Target != "/" && !apiFS[m.FSType] && !strings.HasPrefix(m.Target, dir) {
+			subs = append(subs, m.Target)
 		}
 	}
 	sort.Slice(subs, func(i, j int) bool { return strings.Count(subs[i], "/") < strings.Count(subs[j], "/") })
@@ -71,26 +72,4 @@ func bindHostRoot(dir string) (undo func(), err error) {
 		}
 	}
 	return undo, nil
-}
-
-type mountEntry struct{ target, fstype string }
-
-func hostMounts() []mountEntry {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	var out []mountEntry
-	for _, line := range strings.Split(string(b), "\n") {
-		pre, post, ok := strings.Cut(line, " - ")
-		if !ok {
-			continue
-		}
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if len(f) < 5 || len(g) < 1 {
-			continue
-		}
-		out = append(out, mountEntry{target: f[4], fstype: g[0]})
-	}
-	return out
 }

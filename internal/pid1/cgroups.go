@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/metainit/metainit/internal/mountinfo"
 )
 
 // RemoveCgroupTree removes /<parent> and everything below it from every
@@ -15,11 +17,11 @@ func RemoveCgroupTree(parent string, logf func(string, ...any)) {
 	if parent == "" || strings.Contains(parent, "..") {
 		return
 	}
-	for _, mi := range readMountinfo() {
-		if mi.fstype != "cgroup" && mi.fstype != "cgroup2" {
+	for _, mi := range mountinfo.Read() {
+		if mi.FSType != "cgroup" && mi.FSType != "cgroup2" {
 			continue
 		}
-		top := filepath.Join(mi.target, parent)
+		top := filepath.Join(mi.Target, parent)
 		var dirs []string
 		_ = filepath.WalkDir(top, func(path string, d os.DirEntry, err error) error {
 			if err == nil && d.IsDir() {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/metainit/metainit/internal/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -132,59 +133,10 @@ func fstabRootReadOnly() bool {
 // isMountPoint reports whether path is the root of a mount (it differs from
 // its parent in device, or /proc/self/mountinfo lists it).
 func isMountPoint(path string) bool {
-	for _, mi := range readMountinfo() {
-		if mi.target == path {
+	for _, mi := range mountinfo.Read() {
+		if mi.Target == path {
 			return true
 		}
 	}
 	return false
-}
-
-type mountInfo struct {
-	target, fstype string
-}
-
-// readMountinfo lists the mounts of this mount namespace, in mount order.
-func readMountinfo() []mountInfo {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil
-	}
-	var out []mountInfo
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 10 {
-			continue
-		}
-		// Fields: id parent major:minor root target options [optional...] - fstype source superopts
-		sep := 6
-		for sep < len(f) && f[sep] != "-" {
-			sep++
-		}
-		if sep+1 >= len(f) {
-			continue
-		}
-		out = append(out, mountInfo{target: unescapeOctal(f[4]), fstype: f[sep+1]})
-	}
-	return out
-}
-
-// unescapeOctal undoes the kernel's \040-style escaping in mountinfo.
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			var v int
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%3o", &v); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/metainit/metainit/internal/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -135,11 +136,11 @@ func userProcesses() []string {
 // unmountAll unmounts everything but / in reverse mount order; what is busy
 // is remounted read-only; / is remounted read-only last.
 func unmountAll(logf func(string, ...any)) {
-	mounts := readMountinfo()
+	mounts := mountinfo.Read()
 	targets := make([]string, 0, len(mounts))
 	for i := len(mounts) - 1; i >= 0; i-- {
-		if mounts[i].target != "/" {
-			targets = append(targets, mounts[i].target)
+		if mounts[i].Target != "/" {
+			targets = append(targets, mounts[i].Target)
 		}
 	}
 	// Children before parents even where mount order says otherwise.
