@@ -79,6 +79,7 @@ func TestLoadBundleErrors(t *testing.T) {
 			s.Linux.Namespaces = append(s.Linux.Namespaces, rspec.LinuxNamespace{Type: "pid"})
 		}), []string{"linux.namespaces[2]", "twice"}},
 		"no pidns":      {edit(func(s *rspec.Spec) { s.Linux.Namespaces = s.Linux.Namespaces[1:] }), []string{"linux.namespaces", "pid"}},
+		"shared prop":   {edit(func(s *rspec.Spec) { s.Linux.RootfsPropagation = "rshared" }), []string{"linux.rootfsPropagation", "rshared"}},
 		"relative dest": {edit(func(s *rspec.Spec) { s.Mounts = []rspec.Mount{{Destination: "tmp", Type: "tmpfs"}} }), []string{"mounts[0].destination"}},
 		"annotation":    {edit(func(s *rspec.Spec) { s.Annotations = map[string]string{AnnOrder: "x"} }), []string{AnnOrder, `"x"`}},
 		"not utf8":      {"{\"ociVersion\": \"\xff\xfe\"}", []string{"line 1, column 17: not valid UTF-8"}},
